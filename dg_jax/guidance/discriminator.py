@@ -1,0 +1,124 @@
+"""Discriminator Guidance (Kim et al., ICML 2023) as a score / denoiser transform.
+
+A discriminator d(x_t, t) trained to tell diffused data from diffused model samples estimates
+d / (1 - d) = p_data^t / p_model^t, so its log-ratio gradient corrects the model score:
+    s_guided(x; sigma) = s(x; sigma) + w * grad_x log(d / (1 - d)).
+log(d / (1 - d)) is the discriminator's logit, so the correction is `jax.grad` of the logit
+(stable for any logit). DG's code instead clips d = sigmoid(logit) to [1e-5, 1 - 1e-5] first;
+`clip_probability=True` reproduces that for exact parity (it zeroes the gradient where
+|logit| > log(1e5 - 1)).
+
+The discriminator is trained on the VP process, while samplers run on the EDM variable
+x = x_0 + sigma * eps. As in DG, it is evaluated at x_vp = mean(tau) x with tau the VP time of
+sigma; by the chain rule grad_x = mean(tau) * grad_{x_vp}. The correction is applied only where
+time_min <= tau <= time_max; when no sample of the batch is in the window the discriminator
+is not evaluated at all.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from dg_jax.diffusion.processes import VP, sigma_to_vp
+
+LOGIT_CLIP_P = 1e-5
+
+
+def validate_window(time_min: float, time_max: float, field: str = "dg") -> None:
+    """Raises naming the field if the time window is not inside [0, 1] with min <= max."""
+    for name, value in (("time_min", time_min), ("time_max", time_max)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{field}.{name}={value} is outside [0, 1]: the DG time window is "
+                             "given in VP time tau")
+    if float(time_min) > float(time_max):
+        raise ValueError(f"{field}.time_min={time_min} exceeds {field}.time_max={time_max}")
+
+
+def log_ratio_from_logit(logit, clip_probability: bool = False):
+    """log(d / (1 - d)) from the logit; DG's clipped form when `clip_probability`."""
+    if not clip_probability:
+        return logit
+    d = jnp.clip(jax.nn.sigmoid(logit), LOGIT_CLIP_P, 1.0 - LOGIT_CLIP_P)
+    return jnp.log(d / (1.0 - d))
+
+
+def dg_correction_fn(logit_fn: Callable, *, process: VP = VP(), time_min: float = 0.0,
+                     time_max: float = 1.0, clip_probability: bool = False,
+                     with_log_ratio: bool = False) -> Callable:
+    """Returns corr(x, sigma, labels) = grad_x log(d/(1-d)) at the EDM-scale x, zero outside the
+    window. logit_fn(x_vp, tau, labels) -> logit of shape (B,). With `with_log_ratio`, corr
+    returns (grad, log_ratio) where log_ratio is +inf-free and 0 outside the window.
+    """
+    validate_window(time_min, time_max)
+
+    def per_batch_log_ratio(x, sigma, labels):
+        x_vp, tau, _ = sigma_to_vp(sigma, x, process)
+        log_ratio = log_ratio_from_logit(logit_fn(x_vp, tau, labels), clip_probability)
+        return jnp.sum(log_ratio), log_ratio
+
+    grad_fn = jax.grad(per_batch_log_ratio, has_aux=True)
+
+    def corr(x, sigma, labels=None):
+        sigma = jnp.broadcast_to(jnp.asarray(sigma, x.dtype), x.shape[:1])
+        tau = process.t_from_sigma(sigma)
+        inside = (tau >= time_min) & (tau <= time_max)
+
+        def active(_):
+            grad, log_ratio = grad_fn(x, sigma, labels)
+            mask = inside.reshape((-1,) + (1,) * (x.ndim - 1))
+            return (jnp.where(mask, grad, 0.0).astype(x.dtype),
+                    jnp.where(inside, log_ratio, 0.0).astype(x.dtype))
+
+        def idle(_):
+            return jnp.zeros_like(x), jnp.zeros(x.shape[:1], x.dtype)
+
+        grad, log_ratio = jax.lax.cond(jnp.any(inside), active, idle, None)
+        return (grad, log_ratio) if with_log_ratio else grad
+
+    return corr
+
+
+def guide_score(score_fn: Callable, corr: Callable, weight=1.0) -> Callable:
+    """score'(x, sigma, labels) = score + weight * corr. `weight` may be a function of sigma."""
+    def guided(x, sigma, labels=None):
+        w = weight(sigma) if callable(weight) else weight
+        return score_fn(x, sigma, labels) + _expand(w, x) * corr(x, sigma, labels)
+
+    return guided
+
+
+def guide_denoiser(denoise_fn: Callable, corr: Callable, weight=1.0) -> Callable:
+    """D'(x, sigma, labels) = D + weight * sigma^2 * corr (the same correction in denoiser form)."""
+    def guided(x, sigma, labels=None):
+        w = weight(sigma) if callable(weight) else weight
+        s2 = _expand(jnp.asarray(sigma, x.dtype) ** 2, x)
+        return denoise_fn(x, sigma, labels) + _expand(w, x) * s2 * corr(x, sigma, labels)
+
+    return guided
+
+
+def exact_log_ratio_correction(log_ratio_fn: Callable) -> Callable:
+    """Oracle corr from an analytic log(p_data^t / p_model^t)(x, sigma): its jax.grad in x."""
+    def corr(x, sigma, labels=None):
+        return jax.grad(lambda y: jnp.sum(log_ratio_fn(y, sigma)))(x)
+
+    return corr
+
+
+def _expand(w, x):
+    w = jnp.asarray(w, x.dtype)
+    return w.reshape(w.shape + (1,) * (x.ndim - w.ndim)) if w.ndim else w
+
+
+Transform = Callable[[Callable], Callable]
+
+
+def discriminator_guidance(logit_fn: Callable, weight=1.0, *, time_min: float = 0.0,
+                           time_max: float = 1.0, clip_probability: bool = False,
+                           process: Optional[VP] = None) -> Transform:
+    """The DG transform: denoise_fn -> guided denoise_fn (for samplers' `guidance=` argument)."""
+    corr = dg_correction_fn(logit_fn, process=process or VP(), time_min=time_min,
+                            time_max=time_max, clip_probability=clip_probability)
+    return lambda denoise_fn: guide_denoiser(denoise_fn, corr, weight)

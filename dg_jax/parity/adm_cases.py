@@ -1,0 +1,138 @@
+"""Parity handlers for guided-diffusion networks and Discriminator Guidance.
+
+Each `run_<kind>(case, root)` reads its files, architecture flags and settings from the case,
+runs dg_jax, and returns {name: (actual, expected)} in the fixture's NCHW layout.
+"""
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dg_jax.convert.adm import load_adm_classifier, load_adm_unet, load_dg_discriminator
+from dg_jax.convert.edm import load_edm_denoiser
+from dg_jax.diffusion.processes import VP, VPCosine
+from dg_jax.guidance.discriminator import dg_correction_fn, discriminator_guidance
+from dg_jax.samplers.edm import edm_sigma_steps, heun_sample
+
+DG_PROCESS = VP(beta_min=0.1, beta_max=20.0)
+
+
+def _nhwc(a) -> jnp.ndarray:
+    return jnp.asarray(np.asarray(a).transpose(0, 2, 3, 1))
+
+
+def _nchw(a) -> np.ndarray:
+    return np.asarray(a).transpose(0, 3, 1, 2)
+
+
+def _labels(io, key: str = "class_labels"):
+    """Integer or one-hot labels from the io file; None when absent or empty (unconditional)."""
+    if key not in io.files or io[key].size == 0:
+        return None
+    return jnp.asarray(io[key])
+
+
+def _discriminator(case: dict, root: pathlib.Path, head_file: str, head_arch: str):
+    return load_dg_discriminator(root / case["classifier"], case["classifier_arch"],
+                                 root / case[head_file], case[head_arch])
+
+
+def run_adm_classifier(case: dict, root: pathlib.Path) -> dict:
+    """DG's ADM classifier (tau x999 inside): logits and middle-block features."""
+    io = np.load(root / case["io"])
+    module, variables = load_adm_classifier(root / case["checkpoint"], case["arch"], dg_time=True)
+    x, t = _nhwc(io["x"]), jnp.asarray(io["t"])
+    labels = _labels(io) if module.num_classes is not None else None
+    logits = module.apply(variables, x, t, labels)
+    features = module.apply(variables, x, t, labels, feature=True)
+    return {"logits": (np.asarray(logits), io["logits"]),
+            "features": (_nchw(features), io["features"])}
+
+
+def run_dg_discriminator(case: dict, root: pathlib.Path) -> dict:
+    """d = sigmoid(head(classifier features)) at (x_t, tau)."""
+    io = np.load(root / case["io"])
+    disc, params = _discriminator(case, root, "checkpoint", "arch")
+    d = disc.prob(params, _nhwc(io["x"]), jnp.asarray(io["t"]), _labels(io))
+    return {"d": (np.asarray(d), io["d"])}
+
+
+def run_dg_correction(case: dict, root: pathlib.Path) -> dict:
+    """DG's get_grad_log_ratio: -sigma^2 * grad_x log(d/(1-d)) at the EDM-scale x, i.e.
+    -sigma^2 * alpha * grad_{x_vp} with x_vp = alpha x (d clipped to [1e-5, 1-1e-5])."""
+    io = np.load(root / case["io"])
+    disc, params = _discriminator(case, root, "checkpoint", "arch")
+    dg = case.get("dg", {})
+    corr = dg_correction_fn(disc.bind(params), process=DG_PROCESS,
+                            time_min=float(dg.get("time_min", 0.0)),
+                            time_max=float(dg.get("time_max", 1.0)), clip_probability=True)
+    x = _nhwc(io["x"])
+    sigma = jnp.asarray(io["sigma"], x.dtype)
+    grad = corr(x, sigma, _labels(io))
+    guidance = -(sigma**2)[:, None, None, None] * grad
+    return {"guidance": (_nchw(guidance), io["guidance"])}
+
+
+def run_adm_unet(case: dict, root: pathlib.Path) -> dict:
+    """guided-diffusion UNetModel output (learned sigma: 2C channels) at integer t."""
+    io = np.load(root / case["io"])
+    module, variables = load_adm_unet(root / case["checkpoint"], case["arch"])
+    y = jnp.asarray(io["y"]) if module.num_classes is not None else None
+    out = module.apply(variables, _nhwc(io["x"]), jnp.asarray(io["t"]), y)
+    return {"out": (_nchw(out), io["out"])}
+
+
+def _dg_logit_fn(disc, params, img_resolution: int):
+    """logit_fn(x_vp, tau, labels) for the guidance API. As DG's `get_grad_log_ratio`, a 64x64
+    generator gets a discriminator trained on the cosine VP: tau is mapped to the cosine time
+    with the same signal level (`compute_t_cos_from_t_lin`)."""
+    if int(img_resolution) != 64:
+        return disc.bind(params)
+    cosine = VPCosine(s=0.008)
+    return lambda x_vp, tau, labels=None: disc.logit(
+        params, x_vp, cosine.t_from_sigma(DG_PROCESS.sigma(tau)), labels)
+
+
+def run_dg_edm_sampler(case: dict, root: pathlib.Path) -> dict:
+    """DG's EDM-G++ `edm_sampler` (DG generate.py), deterministic: EDM's Heun sampler with
+    `dg_weight_1st_order * DG` added to the Euler slope and `dg_weight_2nd_order * DG` to the
+    Heun correction, each only where time_min <= tau(sigma) <= time_max."""
+    cfg, dg = dict(case["sampler"]), dict(case["dg"])
+    if float(cfg.get("S_churn", 0.0)) > 0:
+        raise ValueError("dg_edm_sampler parity needs S_churn = 0: torch's noise draws cannot be "
+                         "reproduced (field 'sampler.S_churn')")
+    if dg.get("boosting"):
+        raise NotImplementedError("DG boosting (field 'dg.boosting') needs per-sample guidance "
+                                  "weights and churn from the sampler; not supported yet")
+    io = np.load(root / case["io"])
+    denoise, params, arch = load_edm_denoiser(root / case["checkpoint"])
+    disc, dparams = _discriminator(case, root, "discriminator", "discriminator_arch")
+    logit_fn = _dg_logit_fn(disc, dparams, arch["init_kwargs"].get("img_resolution", 0))
+    window = dict(time_min=float(dg.get("time_min", 0.01)), time_max=float(dg.get("time_max", 1.0)),
+                  clip_probability=True, process=DG_PROCESS)
+    w1, w2 = float(dg.get("dg_weight_1st_order", 0.0)), float(dg.get("dg_weight_2nd_order", 0.0))
+    first = discriminator_guidance(logit_fn, w1, **window) if w1 != 0.0 else None
+    second = discriminator_guidance(logit_fn, w2, **window) if w2 != 0.0 else None
+
+    latents = _nhwc(np.asarray(io["latents"], np.float64))
+    labels = np.asarray(io["class_labels"], np.float32) if "class_labels" in io.files else None
+    if labels is not None and (labels.ndim != 2 or labels.shape[1] == 0):
+        labels = None
+    sigmas = edm_sigma_steps(int(cfg.get("num_steps", 18)),
+                             max(float(cfg.get("sigma_min", 0.002)), denoise.sigma_min),
+                             min(float(cfg.get("sigma_max", 80.0)), denoise.sigma_max),
+                             float(cfg.get("rho", 7.0)), round_sigma=denoise.round_sigma)
+
+    def sample(p, lat, lab):
+        fn = lambda x, s, y: denoise(p, x, s, y)  # noqa: E731
+        return heun_sample(fn, lat, sigmas, labels=lab, S_churn=0.0,
+                           S_min=float(cfg.get("S_min", 0.0)),
+                           S_max=float(cfg.get("S_max", float("inf"))),
+                           S_noise=float(cfg.get("S_noise", 1.0)), guidance=first,
+                           second_order_guidance=second, round_sigma=denoise.round_sigma)
+
+    samples = jax.jit(sample)(params, latents, labels)
+    return {"samples": (_nchw(samples), io["samples"])}

@@ -1,0 +1,247 @@
+"""The 2-D Discriminator Guidance experiment, end to end (configs/toy2d.py).
+
+Stages, each resumable from the workdir:
+  1. generate: samples of the wrong model (EDM sampler on the exact score of p_g), sharded over
+     the mesh, saved to fake_samples.npz;
+  2. train: the discriminator on diffused p_r samples vs diffused generated samples (orbax
+     checkpoints under checkpoints/disc, resumed automatically);
+  3. sample: four samplers from the same latents — wrong score, wrong score + DG, wrong score +
+     the exact correction grad log(p_r^t / p_g^t), and the true score;
+  4. evaluate: energy distance to fresh p_r samples, NLL under p_r, mode-mass TV; results.json
+     and toy2d.png.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import ml_collections
+
+from dg_jax.checkpoint import Checkpointer, guard_config
+from dg_jax.diffusion.processes import make_process, sigma_to_vp
+from dg_jax.eval.distances import energy_distance
+from dg_jax.guidance.discriminator import (dg_correction_fn, exact_log_ratio_correction,
+                                           guide_denoiser, validate_window)
+from dg_jax.metric_writers import log, make_writer
+from dg_jax.models.mlp import TimeMLP
+from dg_jax.parallel import check_divisible, data_sharding, make_mesh, process_slice
+from dg_jax.samplers.edm import edm_sigma_steps, get_sampler
+from dg_jax.toy.gmm import GaussianMixture, log_ratio
+from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
+from dg_jax.train.loop import train_loop
+from dg_jax.train.state import TrainState, make_optimizer
+
+ROWS = ("wrong_score", "dg", "exact_correction", "true_score")
+RESUME_SAFE_FIELDS = ("disc.log_every", "disc.checkpoint_every", "disc.num_steps", "tensorboard",
+                      "eval.plot_sigmas", "eval.plot_taus", "eval.batch_size")
+
+
+def validate(config: ml_collections.ConfigDict, mesh) -> None:
+    """Checks the fields a typo would break, naming each offending field."""
+    get_sampler(config.sampler.name)
+    make_process(config.disc.process)
+    if config.disc.process not in ("vp", "vp_cosine"):
+        raise ValueError(f"disc.process={config.disc.process!r}: DG's discriminator is trained on "
+                         "a VP process ('vp' or 'vp_cosine')")
+    if config.disc.time_sampling not in TIME_SAMPLINGS:
+        raise ValueError(f"unknown time sampling {config.disc.time_sampling!r} (field "
+                         f"'disc.time_sampling'); choose one of {list(TIME_SAMPLINGS)}")
+    if config.disc.time_sampling == "importance" and config.disc.process != "vp":
+        raise ValueError("disc.time_sampling='importance' is defined on the linear VP process: "
+                         "set disc.process='vp' or disc.time_sampling='uniform'")
+    validate_window(config.dg.time_min, config.dg.time_max)
+    check_divisible(2 * config.disc.batch_size, mesh, "disc.batch_size (x2: real and fake)")
+    check_divisible(config.generate.batch_size, mesh, "generate.batch_size")
+    check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
+
+
+def mixtures(config):
+    d = config.data
+    real = GaussianMixture.create(d.real_means, d.real_stds, d.real_weights)
+    wrong = GaussianMixture.create(d.wrong_means, d.wrong_stds, d.wrong_weights)
+    return real, wrong
+
+
+def build_discriminator(config):
+    c = config.disc
+    model = TimeMLP(width=c.width, depth=c.depth, time_embed_dim=c.time_embed_dim)
+    process = make_process(c.process)
+
+    def logit_fn(params, x_vp, tau, labels=None):
+        return model.apply(params, x_vp, tau)
+
+    return model, process, logit_fn
+
+
+def sample_in_batches(sample_fn, key, num: int, batch: int, dim: int, mesh):
+    """Draws `num` samples in global batches of `batch` latents sharded over the mesh; the
+    latents of batch i come from fold_in(key, i), so results do not depend on the mesh."""
+    out = []
+    sharding = data_sharding(mesh)
+    for i in range((num + batch - 1) // batch):
+        latents = jax.random.normal(jax.random.fold_in(key, i), (batch, dim))
+        latents = jax.device_put(latents, sharding)
+        out.append(np.asarray(jax.device_get(sample_fn(latents))))
+    return np.concatenate(out)[:num]
+
+
+def make_samplers(config, real, wrong, logit_fn, process, disc_params):
+    """The four rows' samplers: jitted functions of the latents (and the trajectory)."""
+    s = config.sampler
+    sigmas = edm_sigma_steps(s.num_steps, s.sigma_min, s.sigma_max, s.rho)
+    sampler = get_sampler(s.name)
+    corr_dg = dg_correction_fn(lambda x, t, y: logit_fn(disc_params, x, t, y), process=process,
+                               time_min=config.dg.time_min, time_max=config.dg.time_max,
+                               clip_probability=config.dg.clip_probability)
+    corr_exact = exact_log_ratio_correction(log_ratio(real, wrong))
+    dg_denoise = guide_denoiser(wrong.denoise, corr_dg, config.dg.weight)
+    exact_denoise = guide_denoiser(wrong.denoise, corr_exact, 1.0)
+    denoisers = {"wrong_score": wrong.denoise, "dg": dg_denoise,
+                 "exact_correction": exact_denoise, "true_score": real.denoise}
+    second = {name: fn for name, fn in denoisers.items()}
+    if not config.dg.second_order:
+        second["dg"] = wrong.denoise
+    kwargs = dict(S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise)
+
+    def build(name, trajectory):
+        def run(latents, rng=None):
+            return sampler(denoisers[name], latents, sigmas, rng=rng,
+                           second_order_denoise_fn=second[name],
+                           return_trajectory=trajectory, **kwargs)
+        return jax.jit(run)
+
+    return {name: build(name, False) for name in ROWS}, {name: build(name, True) for name in ROWS}, sigmas
+
+
+def generate_fake(config, wrong_sampler, mesh, path: pathlib.Path):
+    if path.exists():
+        log(f"[generate] reusing {path}")
+        return np.load(path)["samples"]
+    t0 = time.perf_counter()
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+    samples = sample_in_batches(wrong_sampler, key, config.generate.num_samples,
+                                config.generate.batch_size, 2, mesh)
+    if jax.process_index() == 0:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, samples=samples)
+        tmp.replace(path)
+    log(f"[generate] {len(samples)} samples of the wrong model in {time.perf_counter() - t0:.1f}s")
+    return samples
+
+
+def train_discriminator(config, workdir: pathlib.Path, real: GaussianMixture, fake: np.ndarray,
+                        mesh, disc):
+    model, process, logit_fn = disc
+    c = config.disc
+    key = jax.random.PRNGKey(config.seed)
+    params = model.init(jax.random.fold_in(key, 2), jnp.zeros((1, 2)), jnp.zeros((1,)))
+    tx = make_optimizer(c.optimizer, c.learning_rate, field="disc.optimizer")
+    state = TrainState.create(params, tx, jax.random.fold_in(key, 3))
+    checkpointer = Checkpointer(workdir / "checkpoints" / "disc")
+    state, resumed = checkpointer.restore_or(state)
+    if resumed:
+        log(f"[train] resumed from step {int(state.step)} in {checkpointer.directory}")
+    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    step_fn = jax.jit(make_train_step(logit_fn, tx, process=process,
+                                      time_sampling=c.time_sampling, t_min=c.t_min),
+                      donate_argnums=0)
+    rows = process_slice(c.batch_size)
+    data_key = jax.random.fold_in(key, 4)
+
+    def batch_fn(step):
+        rng = np.random.default_rng([config.seed, step])
+        idx = rng.integers(0, len(fake), c.batch_size)[rows]
+        real_x = np.asarray(real.sample(jax.random.fold_in(data_key, step), c.batch_size))[rows]
+        return {"real": real_x, "fake": fake[idx]}
+
+    writer = make_writer(workdir, "disc", config.tensorboard)
+    state = train_loop(state, step_fn, batch_fn, num_steps=c.num_steps, mesh=mesh,
+                       checkpointer=checkpointer, checkpoint_every=c.checkpoint_every,
+                       log_every=c.log_every, writer=writer, name="train")
+    checkpointer.close()
+    return state.params
+
+
+def mode_mass_tv(real: GaussianMixture, x) -> float:
+    counts = np.bincount(np.asarray(real.assign(jnp.asarray(x))), minlength=len(real.weights))
+    return 0.5 * float(np.abs(counts / counts.sum() - np.asarray(real.weights)).sum())
+
+
+def evaluate_rows(samples: dict, real: GaussianMixture, reference: np.ndarray) -> dict:
+    rows = {}
+    for name, x in samples.items():
+        rows[name] = {
+            "energy_distance": energy_distance(x, reference),
+            "nll": float(-jnp.mean(real.log_prob(jnp.asarray(x)))),
+            "mode_mass_tv": mode_mass_tv(real, x),
+        }
+        log(f"[eval] {name:>16}: " + " ".join(f"{k}={v:.4f}" for k, v in rows[name].items()))
+    return rows
+
+
+def gap_closed(rows, name):
+    ed = {k: v["energy_distance"] for k, v in rows.items()}
+    return (ed["wrong_score"] - ed[name]) / (ed["wrong_score"] - ed["true_score"])
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = make_mesh()
+    validate(config, mesh)
+    guard_config(workdir, config.to_dict(), "toy2d", ignore=RESUME_SAFE_FIELDS)
+    real, wrong = mixtures(config)
+    disc = build_discriminator(config)
+
+    plain, _, _ = make_samplers(config, real, wrong, disc[2], disc[1], None)
+    fake = generate_fake(config, plain["wrong_score"], mesh, workdir / "fake_samples.npz")
+    disc_params = train_discriminator(config, workdir, real, fake, mesh, disc)
+
+    samplers, traj_samplers, sigmas = make_samplers(config, real, wrong, disc[2], disc[1],
+                                                    disc_params)
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)  # same latents for every row
+    e = config.eval
+    samples = {}
+    for name in ROWS:
+        t0 = time.perf_counter()
+        samples[name] = sample_in_batches(samplers[name], key, e.num_samples, e.batch_size, 2, mesh)
+        log(f"[sample] {name}: {e.num_samples} samples in {time.perf_counter() - t0:.1f}s")
+    reference = np.asarray(real.sample(jax.random.fold_in(jax.random.PRNGKey(config.seed), 6),
+                                       e.num_samples))
+    rows = evaluate_rows(samples, real, reference)
+    results = {"rows": rows, "gap_closed_dg": gap_closed(rows, "dg"),
+               "gap_closed_exact": gap_closed(rows, "exact_correction"),
+               "log_ratio_rmse": log_ratio_rmse(config, real, wrong, disc, disc_params)}
+    log(f"[eval] gap_closed_dg={results['gap_closed_dg']:.4f} "
+        f"gap_closed_exact={results['gap_closed_exact']:.4f}")
+    if jax.process_index() == 0:
+        tmp = workdir / "results.json.tmp"
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(workdir / "results.json")
+        from dg_jax.pipelines.toy2d_plot import plot_toy2d
+
+        traj = {name: np.asarray(jax.device_get(traj_samplers[name](
+            jax.random.normal(key, (e.batch_size, 2)))[1])) for name in ROWS}
+        plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real, wrong, disc, disc_params)
+        log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy2d.png'}")
+    return results
+
+
+def log_ratio_rmse(config, real, wrong, disc, disc_params) -> dict:
+    """RMSE of the learned logit vs the exact log(p_r^tau / p_g^tau) on p_r samples, per tau."""
+    _, process, logit_fn = disc
+    out = {}
+    x0 = real.sample(jax.random.PRNGKey(123), 4096)
+    for tau in config.eval.plot_taus:
+        tau_arr = jnp.full((x0.shape[0],), tau)
+        sigma = process.sigma(tau_arr)
+        x = x0 + sigma[:, None] * jax.random.normal(jax.random.PRNGKey(7), x0.shape)
+        x_vp, _, _ = sigma_to_vp(sigma, x, process)
+        learned = logit_fn(disc_params, x_vp, tau_arr)
+        exact = log_ratio(real, wrong)(x, sigma)
+        out[f"tau={tau}"] = float(jnp.sqrt(jnp.mean((learned - exact) ** 2)))
+    return out

@@ -1,0 +1,1 @@
+"""Analytic 2-D problems: Gaussian mixtures with exact diffused scores."""
