@@ -28,8 +28,19 @@ def _init(precond, seed=0):
     model = precond.model
     res, ch = precond.img_resolution, precond.img_channels
     labels = jnp.zeros((1, model.label_dim)) if model.label_dim else None
-    return jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, res, res, ch)),
-                               jnp.zeros((1,)), labels)
+    return model.init(jax.random.PRNGKey(seed), jnp.zeros((1, res, res, ch)), jnp.zeros((1,)),
+                      labels)
+
+
+def _random_variables(precond, seed=0):
+    """Variables shaped like `init`'s without running the network: random params, true buffers."""
+    shapes = edm_variable_shapes(precond)
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda s: rng.standard_normal(s.shape).astype(np.float32),
+                                    shapes["params"])
+    filt = resample_filter_2d(getattr(precond.model, "resample_filter", (1, 1)))[None, None]
+    buffers = jax.tree_util.tree_map(lambda s: filt, shapes.get("buffers", {}))
+    return {"params": params, "buffers": buffers}
 
 
 def _torch_state_dict(precond, variables) -> dict:
@@ -91,7 +102,7 @@ def test_dhariwal_iddpm_and_round_sigma():
     variables = _init(precond)
     assert variables["params"]["out_conv"]["weight"].shape == (3, 3, 16, 6)  # 2C outputs
     x, sigma, _ = _inputs(label_dim=0)
-    out = jax.jit(precond)(variables["params"], x, sigma, None)
+    out = precond(variables["params"], x, sigma, None)
     assert out.shape == x.shape and np.all(np.isfinite(out))
     u = iddpm_u_table()
     assert u[-1] == 0 and np.all(np.diff(u) < 0)
@@ -106,7 +117,7 @@ def test_dhariwal_iddpm_and_round_sigma():
 
 def test_state_dict_roundtrip_and_mapping_errors():
     precond = edm_precond_from_kwargs("VEPrecond", {**TINY_SONG, **NCSNPP})
-    variables = _init(precond)
+    variables = _random_variables(precond)
     state = _torch_state_dict(precond, variables)
     assert "model.enc.8x8_conv.weight" in state and "model.map_noise.freqs" in state
     assert any(k.endswith("resample_filter") for k in state)

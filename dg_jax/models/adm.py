@@ -8,8 +8,9 @@ time embedding (`num_classes`, DG's `condition`), continuous time multiplied ins
 `dg_jax.models.adm_flags`.
 
 Fields keep the PyTorch constructors' names and meanings; `attention_resolutions` are
-downsample factors (1 = full resolution). `use_fp16` runs the torso (input/middle/output blocks)
-in float16 with float32 parameters and float32 GroupNorm, like `convert_to_fp16`.
+downsample factors (1 = full resolution). `use_fp16` runs the torso's convolutions
+(input/middle/output blocks) in float16 with float32 parameters, GroupNorm, softmax and Linear
+layers in float32, like `convert_to_fp16`.
 Gradient checkpointing (`use_checkpoint`) changes memory only and is not a field here.
 """
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _middle_block(h, emb, *, dropout, num_heads, num_head_channels, use_scale_sh
 
 
 class UNetModel(nn.Module):
-    """guided-diffusion UNetModel: out = UNet(x, t, y), x (N, H, W, in_channels) -> (N, H, W, out_channels).
+    """guided-diffusion UNetModel: x (N, H, W, in_channels), t, y -> (N, H, W, out_channels).
 
     `timesteps` are the diffusion step indices (integers, or floats when rescaled); `y` integer
     labels iff `num_classes` is set. With learned sigmas `out_channels` is 2 * in_channels

@@ -24,7 +24,7 @@ Dtype = Any
 
 
 def torch_kernel_init():
-    """PyTorch's default weight init for Linear/Conv: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))."""
+    """PyTorch's default Linear/Conv weight init: kaiming_uniform(a=sqrt(5)) = U(+-fan_in^-1/2)."""
     return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
@@ -199,8 +199,9 @@ class ResBlock(nn.Module):
         elif self.down:
             h, x = avg_pool2(h), avg_pool2(x)
         h = conv2d(out_ch, channels, 3, dtype=self.dtype, name="in_layers_2")(h)
+        # guided-diffusion's fp16 conversion touches convolutions only: this Linear stays float32
         emb_out = dense(2 * out_ch if self.use_scale_shift_norm else out_ch, emb.shape[-1],
-                        dtype=self.dtype, name="emb_layers_1")(nn.silu(emb)).astype(h.dtype)
+                        name="emb_layers_1")(nn.silu(emb)).astype(h.dtype)
         emb_out = emb_out[:, None, None, :]
         out_norm = GroupNorm32(name="out_layers_0")
         if self.use_scale_shift_norm:

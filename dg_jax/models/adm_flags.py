@@ -57,7 +57,8 @@ _TORCH_ONLY_KWARGS = {"dims", "use_checkpoint"}
 def _check_keys(flags: Mapping, allowed, required, what: str) -> None:
     unknown = sorted(set(flags) - set(allowed) - set(required))
     if unknown:
-        raise ValueError(f"unknown {what} flag(s) {unknown}; known: {sorted(set(allowed) | set(required))}")
+        known = sorted(set(allowed) | set(required))
+        raise ValueError(f"unknown {what} flag(s) {unknown}; known: {known}")
     missing = [k for k in required if k not in flags]
     if missing:
         raise ValueError(f"missing {what} flag(s) {missing}")
@@ -152,7 +153,8 @@ def _from_kwargs(cls, allowed: set, kwargs: Mapping, extra: Mapping):
 
 
 def unet_from_kwargs(kwargs: Mapping) -> UNetModel:
-    """UNetModel(**kwargs) with the PyTorch constructor's arguments (`dims`/`use_checkpoint` accepted)."""
+    """UNetModel(**kwargs) with the PyTorch constructor's arguments (`dims`, `use_checkpoint`
+    accepted and ignored)."""
     return _from_kwargs(UNetModel, _UNET_KWARGS, kwargs, {})
 
 

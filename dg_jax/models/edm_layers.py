@@ -64,8 +64,9 @@ def _depthwise(x, kernel_2d, *, stride: int, padding: int, transpose: bool):
     w = jnp.tile(jnp.asarray(kernel_2d, x.dtype)[:, :, None, None], (1, 1, 1, c))
     if transpose:
         q = k - 1 - padding
-        return lax.conv_general_dilated(x, w, (1, 1), [(q, q), (q, q)], lhs_dilation=(stride, stride),
-                                        dimension_numbers=_DN, feature_group_count=c)
+        return lax.conv_general_dilated(x, w, (1, 1), [(q, q), (q, q)],
+                                        lhs_dilation=(stride, stride), dimension_numbers=_DN,
+                                        feature_group_count=c)
     return lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
                                     dimension_numbers=_DN, feature_group_count=c)
 
@@ -88,7 +89,8 @@ class Linear(nn.Module):
         w = self.param("weight", self.init.initializer(fi, fo, self.init.weight), (fi, fo))
         x = x @ w.astype(x.dtype)
         if self.bias:
-            x = x + self.param("bias", self.init.initializer(fi, fo, self.init.bias), (fo,)).astype(x.dtype)
+            b = self.param("bias", self.init.initializer(fi, fo, self.init.bias), (fo,))
+            x = x + b.astype(x.dtype)
         return x
 
 
@@ -96,8 +98,9 @@ class Conv2d(nn.Module):
     """EDM Conv2d: optional 2x FIR up/downsampling (`resample_filter`), optionally fused with
     the convolution, then a `kernel`x`kernel` convolution (none when kernel == 0) and bias.
 
-    Params: `weight` (k, k, in, out), `bias` (out,). Follows the EDM code embedded in the pickles: fused up pads the transposed
-    convolution by max(f_pad - w_pad, 0) and the convolution by max(w_pad - f_pad, 0)."""
+    Params: `weight` (k, k, in, out), `bias` (out,). Follows the EDM code embedded in the
+    released pickles: fused up pads the transposed convolution by max(f_pad - w_pad, 0) and the
+    convolution by max(w_pad - f_pad, 0)."""
     in_channels: int
     out_channels: int
     kernel: int
@@ -199,7 +202,9 @@ class UNetBlock(nn.Module):
     def heads(self) -> int:
         if not self.attention:
             return 0
-        return self.num_heads if self.num_heads is not None else self.out_channels // self.channels_per_head
+        if self.num_heads is not None:
+            return self.num_heads
+        return self.out_channels // self.channels_per_head
 
     @nn.compact
     def __call__(self, x, emb, train: bool = False):
@@ -227,8 +232,9 @@ class UNetBlock(nn.Module):
         heads = self.heads
         if heads:
             n, h, w, _ = x.shape
-            qkv = Conv2d(co, co * 3, 1, init=self.init_attn if self.init_attn is not None else self.init,
-                         name="qkv")(GroupNorm(co, eps=self.eps, name="norm2")(x))
+            init_attn = self.init_attn if self.init_attn is not None else self.init
+            qkv = Conv2d(co, co * 3, 1, init=init_attn, name="qkv")(
+                GroupNorm(co, eps=self.eps, name="norm2")(x))
             qkv = qkv.reshape(n, h * w, heads, co // heads, 3)
             q, k, v = qkv[..., 0], qkv[..., 1], qkv[..., 2]
             k = k / np.sqrt(co // heads)

@@ -141,7 +141,8 @@ class SongUNet(nn.Module):
             elif kind == "aux_skip":
                 x = skips[-1] = x + Conv2d(**kw, init=init, name=name)(aux)
             elif kind == "aux_residual":
-                x = skips[-1] = aux = (x + Conv2d(**kw, resample_filter=rf, init=init, name=name)(aux)) / np.sqrt(2)
+                res_conv = Conv2d(**kw, resample_filter=rf, init=init, name=name)
+                x = skips[-1] = aux = (x + res_conv(aux)) / np.sqrt(2)
             elif kind == "conv":
                 x = Conv2d(**kw, init=init, name=name)(x)
                 skips.append(x)
