@@ -63,12 +63,16 @@ def test_jit_and_eager_agree_and_trajectory_ends_at_sample():
 
 
 def test_compile_does_not_unroll_steps():
-    """The step is a scan body: the lowered program has the same size for 8 and 64 steps."""
+    """The step is a scan body: apart from the step tables' constants, the lowered program is
+    identical for 8 and 64 steps."""
+    import re
+
     den = gaussian_denoiser(MEAN, COV)
     latents = jnp.zeros((4, 2))
-    sizes = [len(jax.jit(lambda z, n=n: heun_sample(den, z, edm_sigma_steps(n))).lower(latents)
-                 .as_text()) for n in (8, 64)]
-    assert abs(sizes[0] - sizes[1]) < 0.02 * sizes[0]
+    texts = [re.sub(r"\[\d+:\d+\]|dense<[^>]*>", "...", re.sub(r"tensor<\d+x", "tensor<Nx",
+             jax.jit(lambda z, n=n: heun_sample(den, z, edm_sigma_steps(n))).lower(latents)
+             .as_text())) for n in (8, 64)]
+    assert texts[0] == texts[1]
 
 
 def test_sharded_sampler_equals_single_device():

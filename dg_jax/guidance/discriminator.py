@@ -49,7 +49,8 @@ def dg_correction_fn(logit_fn: Callable, *, process: VP = VP(), time_min: float 
                      with_log_ratio: bool = False) -> Callable:
     """Returns corr(x, sigma, labels) = grad_x log(d/(1-d)) at the EDM-scale x, zero outside the
     window. logit_fn(x_vp, tau, labels) -> logit of shape (B,). With `with_log_ratio`, corr
-    returns (grad, log_ratio) where log_ratio is +inf-free and 0 outside the window.
+    returns (grad, log_ratio) with log_ratio = +inf outside the window (DG marks those samples
+    with 1e7: "not below zero", so boosting leaves them alone).
     """
     validate_window(time_min, time_max)
 
@@ -69,10 +70,10 @@ def dg_correction_fn(logit_fn: Callable, *, process: VP = VP(), time_min: float 
             grad, log_ratio = grad_fn(x, sigma, labels)
             mask = inside.reshape((-1,) + (1,) * (x.ndim - 1))
             return (jnp.where(mask, grad, 0.0).astype(x.dtype),
-                    jnp.where(inside, log_ratio, 0.0).astype(x.dtype))
+                    jnp.where(inside, log_ratio, jnp.inf).astype(x.dtype))
 
         def idle(_):
-            return jnp.zeros_like(x), jnp.zeros(x.shape[:1], x.dtype)
+            return jnp.zeros_like(x), jnp.full(x.shape[:1], jnp.inf, x.dtype)
 
         grad, log_ratio = jax.lax.cond(jnp.any(inside), active, idle, None)
         return (grad, log_ratio) if with_log_ratio else grad

@@ -14,8 +14,9 @@ import numpy as np
 from dg_jax.convert.adm import load_adm_classifier, load_adm_unet, load_dg_discriminator
 from dg_jax.convert.edm import load_edm_denoiser
 from dg_jax.diffusion.processes import VP, VPCosine
-from dg_jax.guidance.discriminator import dg_correction_fn, discriminator_guidance
-from dg_jax.samplers.edm import edm_sigma_steps, heun_sample
+from dg_jax.guidance.discriminator import dg_correction_fn
+from dg_jax.samplers.edm import edm_sigma_steps
+from dg_jax.samplers.edm_gpp import edm_gpp_sample
 
 DG_PROCESS = VP(beta_min=0.1, beta_max=20.0)
 
@@ -97,26 +98,23 @@ def _dg_logit_fn(disc, params, img_resolution: int):
 
 
 def run_dg_edm_sampler(case: dict, root: pathlib.Path) -> dict:
-    """DG's EDM-G++ `edm_sampler` (DG generate.py), deterministic: EDM's Heun sampler with
+    """DG's EDM-G++ `edm_sampler` (DG generate.py): EDM's Heun sampler with
     `dg_weight_1st_order * DG` added to the Euler slope and `dg_weight_2nd_order * DG` to the
-    Heun correction, each only where time_min <= tau(sigma) <= time_max."""
+    Heun correction, each only where time_min <= tau(sigma) <= time_max; `boosting` as DG's."""
     cfg, dg = dict(case["sampler"]), dict(case["dg"])
-    if float(cfg.get("S_churn", 0.0)) > 0:
-        raise ValueError("dg_edm_sampler parity needs S_churn = 0: torch's noise draws cannot be "
-                         "reproduced (field 'sampler.S_churn')")
-    if dg.get("boosting"):
-        raise NotImplementedError("DG boosting (field 'dg.boosting') needs per-sample guidance "
-                                  "weights and churn from the sampler; not supported yet")
+    stochastic = float(cfg.get("S_churn", 0.0)) > 0 or bool(dg.get("boosting", False))
+    if stochastic:
+        raise ValueError("dg_edm_sampler parity with S_churn > 0 or boosting is stochastic and "
+                         "torch's noise draws cannot be reproduced (fields 'sampler.S_churn', "
+                         "'dg.boosting')")
     io = np.load(root / case["io"])
     denoise, params, arch = load_edm_denoiser(root / case["checkpoint"])
     disc, dparams = _discriminator(case, root, "discriminator", "discriminator_arch")
     logit_fn = _dg_logit_fn(disc, dparams, arch["init_kwargs"].get("img_resolution", 0))
-    window = dict(time_min=float(dg.get("time_min", 0.01)), time_max=float(dg.get("time_max", 1.0)),
-                  clip_probability=True, process=DG_PROCESS)
-    w1, w2 = float(dg.get("dg_weight_1st_order", 0.0)), float(dg.get("dg_weight_2nd_order", 0.0))
-    first = discriminator_guidance(logit_fn, w1, **window) if w1 != 0.0 else None
-    second = discriminator_guidance(logit_fn, w2, **window) if w2 != 0.0 else None
-
+    corr = dg_correction_fn(logit_fn, process=DG_PROCESS,
+                            time_min=float(dg.get("time_min", 0.01)),
+                            time_max=float(dg.get("time_max", 1.0)),
+                            clip_probability=True, with_log_ratio=True)
     latents = _nhwc(np.asarray(io["latents"], np.float64))
     labels = np.asarray(io["class_labels"], np.float32) if "class_labels" in io.files else None
     if labels is not None and (labels.ndim != 2 or labels.shape[1] == 0):
@@ -128,11 +126,15 @@ def run_dg_edm_sampler(case: dict, root: pathlib.Path) -> dict:
 
     def sample(p, lat, lab):
         fn = lambda x, s, y: denoise(p, x, s, y)  # noqa: E731
-        return heun_sample(fn, lat, sigmas, labels=lab, S_churn=0.0,
-                           S_min=float(cfg.get("S_min", 0.0)),
-                           S_max=float(cfg.get("S_max", float("inf"))),
-                           S_noise=float(cfg.get("S_noise", 1.0)), guidance=first,
-                           second_order_guidance=second, round_sigma=denoise.round_sigma)
+        return edm_gpp_sample(fn, lat, sigmas, corr, labels=lab,
+                              weight_1st=float(dg.get("dg_weight_1st_order", 0.0)),
+                              weight_2nd=float(dg.get("dg_weight_2nd_order", 0.0)),
+                              boosting=bool(dg.get("boosting", False)),
+                              S_churn=float(cfg.get("S_churn", 0.0)),
+                              S_min=float(cfg.get("S_min", 0.0)),
+                              S_max=float(cfg.get("S_max", float("inf"))),
+                              S_noise=float(cfg.get("S_noise", 1.0)),
+                              round_sigma=denoise.round_sigma)
 
     samples = jax.jit(sample)(params, latents, labels)
     return {"samples": (_nchw(samples), io["samples"])}

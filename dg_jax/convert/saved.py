@@ -1,0 +1,152 @@
+"""Converted checkpoints: an orbax parameter tree plus a JSON architecture record.
+
+    DIR/arch.json   {"kind": ..., the flags or constructor arguments the network is built from}
+    DIR/params/     orbax checkpoint of the Flax variables
+
+`convert_checkpoint` reads an official checkpoint (EDM pickle, guided-diffusion / DG .pt,
+pytorch-fid .pth) once; `load_converted` rebuilds the network from arch.json and restores the
+parameters, so samplers and trainers never touch the PyTorch files again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import orbax.checkpoint as ocp
+
+from dg_jax.convert.torch_reader import CheckpointError
+
+KINDS = ("edm", "adm_unet", "adm_classifier", "dg_discriminator", "fid_inception")
+
+
+@dataclasses.dataclass
+class Converted:
+    kind: str
+    arch: dict
+    model: Any    # EDM: the preconditioner (callable denoiser); ADM/Inception: the Flax module;
+    params: Any   # dg_discriminator: a DGDiscriminator
+    
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value.tolist() if isinstance(value, np.ndarray) else value)
+    raise TypeError(f"cannot record {type(value).__name__} in arch.json")
+
+
+def convert_checkpoint(kind: str, inputs: Mapping[str, str], flags: Optional[Mapping] = None,
+                       head_flags: Optional[Mapping] = None, dg_time: bool = True) -> Converted:
+    """Reads an official checkpoint into a `Converted` (not yet saved).
+
+    kind 'edm': inputs['checkpoint'] (EDM pickle). 'adm_unet': checkpoint + guided-diffusion
+    model flags. 'adm_classifier': checkpoint + DG/guided `classifier_*` flags (`dg_time`: VP tau
+    x999, else integer t). 'dg_discriminator': inputs['classifier'], inputs['checkpoint'] (head)
+    + flags (classifier) and head_flags. 'fid_inception': checkpoint (pytorch-fid .pth).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r} (flag --kind); choose one of {list(KINDS)}")
+    needs_flags = kind in ("adm_unet", "adm_classifier", "dg_discriminator")
+    if needs_flags and not flags:
+        raise ValueError(f"kind {kind!r} needs the architecture flags (--flags)")
+    if kind == "dg_discriminator" and not head_flags:
+        raise ValueError("kind 'dg_discriminator' needs the head's flags (--head_flags)")
+    if kind == "edm":
+        from dg_jax.convert.edm import load_edm_denoiser
+
+        model, params, arch = load_edm_denoiser(inputs["checkpoint"])
+        arch = {"kind": kind, "class_name": arch["class_name"], "init_kwargs": arch["init_kwargs"]}
+        if getattr(model, "u", None) is not None and arch["class_name"] == "iDDPMPrecond":
+            arch["u"] = np.asarray(model.u, np.float32).tolist()
+        return Converted(kind, arch, model, params)
+    if kind == "adm_unet":
+        from dg_jax.convert.adm import load_adm_unet
+
+        model, params = load_adm_unet(inputs["checkpoint"], flags)
+        return Converted(kind, {"kind": kind, "flags": dict(flags)}, model, params)
+    if kind == "adm_classifier":
+        from dg_jax.convert.adm import load_adm_classifier
+
+        model, params = load_adm_classifier(inputs["checkpoint"], flags, dg_time=dg_time)
+        return Converted(kind, {"kind": kind, "flags": dict(flags), "dg_time": dg_time},
+                         model, params)
+    if kind == "dg_discriminator":
+        from dg_jax.convert.adm import load_dg_discriminator
+
+        disc, params = load_dg_discriminator(inputs["classifier"], flags, inputs.get("checkpoint"),
+                                             head_flags)
+        arch = {"kind": kind, "classifier_flags": dict(flags), "head_flags": dict(head_flags)}
+        return Converted(kind, arch, disc, params)
+    from dg_jax.convert.inception import load_fid_inception
+    from dg_jax.models.inception import FIDInceptionV3
+
+    return Converted(kind, {"kind": kind}, FIDInceptionV3(), load_fid_inception(inputs["checkpoint"]))
+
+
+def build_model(arch: Mapping):
+    """The network (without parameters) that arch.json describes."""
+    kind = arch.get("kind")
+    if kind == "edm":
+        from dg_jax.models.edm_precond import edm_precond_from_kwargs
+
+        model = edm_precond_from_kwargs(arch["class_name"], dict(arch["init_kwargs"]))
+        if "u" in arch:
+            model = dataclasses.replace(model, u=np.asarray(arch["u"], np.float32))
+        return model
+    if kind == "adm_unet":
+        from dg_jax.models.adm_flags import unet_from_flags
+
+        return unet_from_flags(arch["flags"])
+    if kind == "adm_classifier":
+        from dg_jax.models.adm_flags import classifier_from_flags
+
+        return classifier_from_flags(arch["flags"], dg_time=arch.get("dg_time", True))
+    if kind == "dg_discriminator":
+        from dg_jax.models.adm_flags import classifier_from_flags
+        from dg_jax.models.dg_discriminator import DGDiscriminator
+
+        return DGDiscriminator(classifier_from_flags(arch["classifier_flags"], dg_time=True),
+                               classifier_from_flags(arch["head_flags"], dg_time=True))
+    if kind == "fid_inception":
+        from dg_jax.models.inception import FIDInceptionV3
+
+        return FIDInceptionV3()
+    raise ValueError(f"arch.json names unknown kind {kind!r}; known: {list(KINDS)}")
+
+
+def save_converted(converted: Converted, outdir: str | os.PathLike) -> pathlib.Path:
+    """Writes DIR/arch.json and DIR/params atomically (a temporary folder renamed at the end)."""
+    outdir = pathlib.Path(outdir).absolute()
+    if (outdir / "arch.json").exists():
+        raise FileExistsError(f"{outdir} already holds a converted checkpoint; choose a new --output")
+    tmp = outdir.with_name(outdir.name + ".tmp-convert")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "arch.json").write_text(json.dumps(converted.arch, indent=2, default=_json_default))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp / "params", converted.params)
+    checkpointer.wait_until_finished()
+    if outdir.exists():
+        outdir.rmdir()  # only an empty folder can be here (arch.json was checked above)
+    tmp.rename(outdir)
+    return outdir
+
+
+def load_converted(directory: str | os.PathLike) -> Converted:
+    """Rebuilds the network from DIR/arch.json and restores DIR/params."""
+    directory = pathlib.Path(directory).absolute()
+    arch_path = directory / "arch.json"
+    if not arch_path.is_file():
+        raise CheckpointError(f"{directory} is not a converted checkpoint: no arch.json "
+                              "(make one with `python -m launch.convert`)")
+    arch = json.loads(arch_path.read_text())
+    model = build_model(arch)
+    params = ocp.StandardCheckpointer().restore(directory / "params")
+    return Converted(arch["kind"], arch, model, params)
