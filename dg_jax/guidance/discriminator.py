@@ -123,3 +123,39 @@ def discriminator_guidance(logit_fn: Callable, weight=1.0, *, time_min: float = 
     corr = dg_correction_fn(logit_fn, process=process or VP(), time_min=time_min,
                             time_max=time_max, clip_probability=clip_probability)
     return lambda denoise_fn: guide_denoiser(denoise_fn, corr, weight)
+
+
+def dg_cond_fn(logit_fn: Callable, weight=1.0, *, time_min: float = 0.0, time_max: float = 1.0,
+               clip_probability: bool = False, timestep_scale: float = 999.0) -> Callable:
+    """DG for improved-DDPM samplers (DDPM-G++ / DDIM-G++), in their `cond_fn` form:
+    cond_fn(x_t, t_model, y) = w(tau) * grad_x log(d/(1-d))(x_t, tau), tau = t_model / 999.
+
+    x_t of a DDPM is already on the VP scale, so the discriminator sees it directly; tau follows
+    DG's classifier convention (it multiplies tau by 999 before its time embedding, so a model
+    timestep t is tau = t / 999). The samplers turn it into a mean shift (DDPM) or an eps shift
+    (DDIM), exactly like classifier guidance, and cond_fns add (`sum_cond_fns`). `weight` may
+    be a function of tau (the paper's time-dependent w_DG(t)).
+    """
+    validate_window(time_min, time_max)
+
+    def cond_fn(x, t_model, y=None):
+        tau = jnp.asarray(t_model, jnp.float32) / timestep_scale
+        inside = (tau >= time_min) & (tau <= time_max)
+
+        def total(x_in):
+            return jnp.sum(log_ratio_from_logit(logit_fn(x_in, tau, y), clip_probability))
+
+        grad = jax.grad(total)(x)
+        w = weight(tau) if callable(weight) else jnp.full(tau.shape, weight)
+        w = jnp.where(inside, w, 0.0).reshape((-1,) + (1,) * (x.ndim - 1))
+        return (w * grad).astype(x.dtype)
+
+    return cond_fn
+
+
+def sum_cond_fns(*fns: Optional[Callable]) -> Optional[Callable]:
+    """cond_fn(x, t, y) = sum of the given cond_fns (e.g. DG + classifier guidance)."""
+    fns = [f for f in fns if f is not None]
+    if not fns:
+        return None
+    return lambda x, t, y=None: sum(f(x, t, y) for f in fns)

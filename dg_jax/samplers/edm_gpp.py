@@ -54,7 +54,7 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
 
     def guided_slope(x, t, weight, boost_mask):
         d = (x - denoise_fn(x, t, labels).astype(dtype)) / t.reshape(bshape)
-        if weight == 0.0:
+        if weight == 0.0 and not return_log_ratio:
             return d, jnp.full((batch,), jnp.inf, dtype)
         grad, log_ratio = dg_corr(x, t, labels)  # log_ratio is +inf outside the window
         log_ratio = log_ratio.astype(dtype)

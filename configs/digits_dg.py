@@ -1,0 +1,61 @@
+"""Discriminator Guidance on real images that ship with scikit-learn (1,797 handwritten digits,
+at their native 8x8): an under-trained EDM model is refined by a small discriminator.
+
+Run the whole pipeline (under 20 minutes on 2 CPU cores):
+  python -m launch.main --config=configs/digits_dg.py --workdir=/tmp/dg_digits
+Smoke variant (seconds; in the tests):
+  python -m launch.main --config=configs/digits_dg.py:smoke --workdir=/tmp/dg_digits_smoke
+Stages can be run one at a time (each resumes from the workdir):
+  ... --config.stages='("score", "generate")'   then   --config.stages='("disc", "sample", "evaluate")'
+
+Writes DIR/results.json (fd_no_dg, fd_dg: Fréchet distance on the digits classifier's features
+against all 1,797 digits; precision/recall; accuracy of that classifier on the class-conditional
+samples; the mean log ratio along the sampling path), DIR/grid.png (same latents without / with
+DG) and DIR/log_ratio.png. Acceptance: fd_dg at least 30% below fd_no_dg.
+"""
+import ml_collections
+
+from configs.dg_image_defaults import base_config
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    config = base_config()
+    config.data = dict(source="digits", path="", resolution=8, channels=1, num_classes=10)
+    config.score.source = "train"
+    config.score.arch = dict(class_name="EDMPrecond", init_kwargs=dict(
+        img_resolution=8, img_channels=1, label_dim=10, sigma_data=0.5, model_type="SongUNet",
+        model_channels=32, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[],
+        dropout=0.0, embedding_type="positional", encoder_type="standard",
+        decoder_type="standard", resample_filter=[1, 1], channel_mult_noise=1))
+    config.score.train = dict(num_steps=1000, batch_size=64, optimizer="adam", learning_rate=1e-3,
+                              warmup_steps=100, ema_decay=0.99, log_every=100, checkpoint_every=500)
+    config.generate = dict(num_samples=2048, batch_size=256, shard_size=512)
+    config.disc = dict(kind="conv", channels=[32, 64], time_embed_dim=64, conditional=False,
+                       classifier="", classifier_flags={}, head_flags={},
+                       time_sampling="importance", t_min=1e-5, optimizer="adam",
+                       learning_rate=1e-3, batch_size=64, num_steps=1000, log_every=100,
+                       checkpoint_every=500)
+    config.sample = dict(num_samples=1024, batch_size=256, shard_size=512)
+    config.eval = dict(features="digits", inception_weights="", num_samples=1024, batch_size=256,
+                       path_samples=128, classifier_steps=600)
+    if arg == "smoke":
+        config.score.arch.init_kwargs.model_channels = 8
+        config.score.train.num_steps = 6
+        config.score.train.batch_size = 16
+        config.score.train.log_every = 3
+        config.score.train.checkpoint_every = 3
+        config.score.train.warmup_steps = 0
+        config.sampler.num_steps = 4
+        config.generate = dict(num_samples=64, batch_size=32, shard_size=32)
+        config.disc.channels = [8, 8]
+        config.disc.num_steps = 6
+        config.disc.batch_size = 16
+        config.disc.log_every = 3
+        config.disc.checkpoint_every = 3
+        config.sample = dict(num_samples=64, batch_size=32, shard_size=32)
+        config.eval.num_samples = 64
+        config.eval.path_samples = 8
+        config.eval.classifier_steps = 20
+    elif arg:
+        raise ValueError(f"unknown variant {arg!r} of configs/digits_dg.py; use '' or 'smoke'")
+    return config

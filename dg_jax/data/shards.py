@@ -1,0 +1,163 @@
+"""Sample shards: numbered .npz files of uint8 NHWC images (+ int32 labels) and a manifest.
+
+    DIR/samples_000000.npz   {'images': uint8 (n, H, W, C), 'labels': int32 (n,) (optional)}
+    DIR/manifest.json        {"num_samples", "num_shards", "shard_size", "image_shape", "complete"}
+
+A shard is written to a temporary file and renamed into place, so a killed job never leaves a
+partial shard; readers ignore temporary files. A missing shard is an error that names it.
+
+API (stable; used by the image pipeline and `python -m launch.evaluate`):
+
+    write_shard(dir, index, images_uint8_nhwc, labels=None) -> path   # atomic
+    write_manifest(dir, num_samples=N, shard_size=S)                  # after all shards exist
+    read_manifest(dir) -> dict        # ShardError if absent, incomplete or malformed
+    iter_shards(dir) -> iterator of (images, labels or None), shard by shard
+    read_shards(dir) -> (images[:num_samples], labels[:num_samples] or None)
+    shard_path(dir, index), shard_exists(dir, index)
+
+Errors are `ShardError(ValueError)` naming the directory or shard file at fault.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Iterator, Optional
+
+import numpy as np
+
+SHARD_PATTERN = "samples_{:06d}.npz"
+MANIFEST = "manifest.json"
+
+
+class ShardError(ValueError):
+    pass
+
+
+def shard_path(directory, index: int) -> pathlib.Path:
+    return pathlib.Path(directory) / SHARD_PATTERN.format(index)
+
+
+def shard_exists(directory, index: int) -> bool:
+    return shard_path(directory, index).is_file()
+
+
+def write_shard(directory, index: int, images: np.ndarray, labels: Optional[np.ndarray] = None
+                ) -> pathlib.Path:
+    """Writes shard `index` atomically (temporary file, then rename)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ShardError(f"shard images must be uint8 NHWC, got {images.dtype} {images.shape}")
+    if labels is not None and np.shape(labels) != images.shape[:1]:
+        raise ShardError(f"shard {index}: labels of shape {np.shape(labels)} for "
+                         f"{images.shape[0]} images")
+    path = shard_path(directory, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    arrays = {"images": images}
+    if labels is not None:
+        arrays["labels"] = np.asarray(labels, np.int32)
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    return path
+
+
+def write_manifest(directory, *, num_samples: int, shard_size: int) -> None:
+    """Records a complete shard set (after checking every shard is there)."""
+    directory = pathlib.Path(directory)
+    num_shards = -(-num_samples // shard_size)
+    missing = [shard_path(directory, i).name for i in range(num_shards)
+               if not shard_exists(directory, i)]
+    if missing:
+        raise ShardError(f"{directory}: cannot write the manifest, missing shards {missing}")
+    with np.load(shard_path(directory, 0)) as first:
+        image_shape = list(first["images"].shape[1:])
+    manifest = {"num_samples": int(num_samples), "num_shards": num_shards,
+                "shard_size": int(shard_size), "image_shape": image_shape, "complete": True}
+    tmp = directory / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(directory / MANIFEST)
+
+
+MANIFEST_KEYS = ("num_samples", "num_shards", "shard_size", "image_shape", "complete")
+
+
+def read_manifest(directory) -> dict:
+    """The manifest of a complete shard set; ShardError if absent, malformed or incomplete."""
+    path = pathlib.Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ShardError(f"{directory} holds no {MANIFEST}: the sample set is incomplete or "
+                         "was never written")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ShardError(f"{path}: not valid JSON ({err})") from err
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise ShardError(f"{path}: missing keys {missing}")
+    if manifest["complete"] is not True:
+        raise ShardError(f"{path}: the sample set is marked incomplete")
+    return manifest
+
+
+def iter_shards(directory) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """Yields (images, labels) shard by shard, in order; errors name a missing shard."""
+    manifest = read_manifest(directory)
+    for i in range(manifest["num_shards"]):
+        path = shard_path(directory, i)
+        if not path.is_file():
+            raise ShardError(f"missing shard {path} (manifest lists {manifest['num_shards']})")
+        with np.load(path) as z:
+            images = z["images"]
+            labels = z["labels"] if "labels" in z.files else None
+        if list(images.shape[1:]) != list(manifest["image_shape"]):
+            raise ShardError(f"{path}: images of shape {images.shape[1:]}, manifest says "
+                             f"{manifest['image_shape']}")
+        yield images, labels
+
+
+def read_shards(directory) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """All images and labels of a complete shard set, truncated to num_samples."""
+    manifest = read_manifest(directory)
+    images, labels = [], []
+    for im, lab in iter_shards(directory):
+        images.append(im)
+        if lab is not None:
+            labels.append(lab)
+    n = manifest["num_samples"]
+    images = np.concatenate(images)
+    if len(images) < n:
+        raise ShardError(f"{directory}: shards hold {len(images)} images, manifest says {n}")
+    images = images[:n]
+    return images, (np.concatenate(labels)[:n] if labels else None)
+
+
+def to_uint8(images) -> np.ndarray:
+    """EDM's quantisation of samples in [-1, 1]: (x * 127.5 + 128).clip(0, 255) as uint8."""
+    return np.clip(np.asarray(images, np.float32) * 127.5 + 128.0, 0, 255).astype(np.uint8)
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images, np.float32) / 127.5 - 1.0
+
+
+def load_npz_dataset(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Images in DG's .npz layouts: `arr_0` (uint8 NHWC) or `samples` (+ `label`: ints or one-hot)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} not found (field 'data.path')")
+    with np.load(path) as z:
+        if "arr_0" in z.files:
+            images, labels = z["arr_0"], (z["arr_1"] if "arr_1" in z.files else None)
+        elif "samples" in z.files:
+            images, labels = z["samples"], (z["label"] if "label" in z.files else None)
+        else:
+            raise ShardError(f"{path} has neither 'arr_0' nor 'samples' (keys: {z.files})")
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ShardError(f"{path}: images must be uint8 NHWC, got {images.dtype} {images.shape}")
+    if labels is not None and labels.ndim == 2:
+        labels = np.argmax(labels, axis=-1)
+    return images, (None if labels is None else labels.astype(np.int32))

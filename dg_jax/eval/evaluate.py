@@ -1,0 +1,127 @@
+"""Evaluation of a sample set against a reference: feature backends and the metric suite.
+
+A `FeatureBackend` turns a stream of uint8 NHWC batches into `(features, score_logits)`:
+- `inception_backend(weights)`: pool3 (2048) of pytorch-fid's FID Inception, sharded over the
+  device mesh, and `pool3 @ W_fc` (no bias) as the Inception Score logits (the original
+  improved-GAN code's softmax input; see `dg_jax.eval.fid.inception_score_logits`);
+- `digits_backend(resolution)`: the small scikit-learn-digits CNN (64-d features, 10 logits),
+  for the embedded digit experiments.
+
+`compute_metrics` then gives FID (against reference statistics or features), Inception Score
+(10 splits), precision / recall (k = 3 nearest-neighbour manifolds) and KID (StyleGAN2-ADA's
+estimator, 100 subsets of at most 1000).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from dg_jax.eval import fid as fid_lib
+from dg_jax.eval.precision_recall import precision_recall
+from dg_jax.eval.reference import rebatch, to_rgb
+from dg_jax.eval.stats_io import feature_statistics
+
+ALL_METRICS = ("fid", "is", "pr", "kid")
+METRICS_NEEDING_REF_FEATURES = ("pr", "kid")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureBackend:
+    """`extract(batches) -> (features (N, width), score_logits (N, C))` for uint8 NHWC batches."""
+    name: str
+    width: int
+    extract: Callable[[Iterable[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
+def inception_backend(weights_path, mesh=None, batch_size: int | None = None) -> FeatureBackend:
+    """FID Inception features from pytorch-fid's `.pth` at `weights_path` (read, never fetched)."""
+    from dg_jax.convert.inception import load_fid_inception
+    from dg_jax.eval.features import extract_inception_features
+    from dg_jax.models.inception import POOL3_DIM
+
+    variables = load_fid_inception(weights_path)
+    fc_kernel = np.asarray(variables["params"]["fc"]["kernel"])
+
+    def extract(batches):
+        pool3, _ = extract_inception_features(variables, (to_rgb(b) for b in batches),
+                                              mesh=mesh, batch_size=batch_size)
+        return pool3, fid_lib.inception_score_logits(pool3, fc_kernel)
+
+    return FeatureBackend("inception", POOL3_DIM, extract)
+
+
+def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> FeatureBackend:
+    """Penultimate features (64) and logits (10) of the digits CNN, trained here on all digits."""
+    from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
+
+    apply_fn, params, _ = train_digits_classifier(resolution, seed=seed, steps=steps)
+
+    def extract(batches):
+        # The CNN reads one channel; RGB copies of grayscale images (PIL's convert) are equal.
+        outs = [digits_features(apply_fn, params, np.asarray(b)[..., :1]) for b in batches]
+        return (np.concatenate([o[1] for o in outs]), np.concatenate([o[0] for o in outs]))
+
+    return FeatureBackend("digits", 64, extract)
+
+
+def sample_batches(shard_dir, batch_size: int, num_samples: int | None = None):
+    """(number of samples, iterator of uint8 batches) over a shard directory's first
+    `num_samples` images (default: the manifest's `num_samples`)."""
+    from dg_jax.data import shards
+
+    manifest = shards.read_manifest(shard_dir)
+    available = int(manifest["num_samples"])
+    if num_samples is None:
+        num_samples = available
+    elif num_samples > available:
+        raise ValueError(f"asked for {num_samples} samples, {shard_dir} holds {available}")
+    images = (im for im, _ in shards.iter_shards(shard_dir))
+    return num_samples, rebatch(images, batch_size, limit=num_samples)
+
+
+def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
+    names = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text)]
+    names = [m for m in names if m]
+    unknown = [m for m in names if m not in ALL_METRICS]
+    if unknown or not names:
+        raise ValueError(f"unknown metrics {unknown or names}; choose from {ALL_METRICS}")
+    return tuple(dict.fromkeys(names))
+
+
+def compute_metrics(features, score_logits, metrics: Sequence[str], *,
+                    ref_stats: tuple[np.ndarray, np.ndarray] | None = None,
+                    ref_features: np.ndarray | None = None, num_splits: int = 10, k: int = 3,
+                    kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict:
+    """The requested metrics of generated `features` / `score_logits` against the reference.
+
+    FID uses `ref_stats` (mu, sigma) when given, else the statistics of `ref_features`;
+    precision/recall and KID need `ref_features`. Returns a flat dict of floats: `fid`,
+    `is_mean`/`is_std`, `precision`/`recall`, `kid`.
+    """
+    features = np.asarray(features)
+    needs = [m for m in metrics if m in METRICS_NEEDING_REF_FEATURES]
+    if needs and ref_features is None:
+        raise ValueError(f"metrics {needs} need reference images (features), not just "
+                         "reference statistics")
+    ref_width = (ref_stats[0].shape[0] if ref_stats is not None
+                 else None if ref_features is None else np.shape(ref_features)[1])
+    if ref_width is not None and ref_width != features.shape[1]:
+        raise ValueError(f"reference feature width {ref_width} != sample feature width "
+                         f"{features.shape[1]}")
+    out = {}
+    if "fid" in metrics:
+        if ref_stats is None:
+            if ref_features is None:
+                raise ValueError("FID needs reference statistics or reference features")
+            ref_stats = feature_statistics(ref_features)
+        out["fid"] = fid_lib.frechet_distance(*feature_statistics(features), *ref_stats)
+    if "is" in metrics:
+        out["is_mean"], out["is_std"] = fid_lib.inception_score(score_logits, num_splits)
+    if "pr" in metrics:
+        out["precision"], out["recall"] = precision_recall(ref_features, features, k=k)
+    if "kid" in metrics:
+        out["kid"] = fid_lib.kernel_inception_distance(
+            features, ref_features, num_subsets=kid_subsets, max_subset_size=kid_subset_size)
+    return {key: float(v) for key, v in out.items()}

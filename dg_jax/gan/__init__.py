@@ -1,0 +1,1 @@
+"""dg_jax.gan: Diffusion-GAN (adaptive diffusion instance noise) and its GAN trainer."""

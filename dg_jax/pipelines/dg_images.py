@@ -1,0 +1,294 @@
+"""Discriminator Guidance on images, end to end (configs/digits_dg.py, cifar10_edm_dg.py, ...).
+
+Stages (each resumable from the workdir; `config.stages` picks a subset):
+  score     train an EDM score model with EDM's loss (data.source digits/npz), or load one
+            converted by `launch.convert` (score.source='converted'), or a random tiny one
+            (score.source='random', smoke tests);
+  generate  N samples of the score model with EDM's Heun sampler -> workdir/fake/ shards;
+  disc      DG's discriminator on VP-diffused real vs generated images (a small conv net, or the
+            frozen ADM classifier + trainable head as in DG) -> workdir/checkpoints/disc;
+  sample    the same latents and labels with and without DG (EDM-G++) -> samples_nodg/, samples_dg/;
+  evaluate  Fréchet distance, precision/recall and class accuracy on a feature extractor (the
+            digits classifier, or Inception), the mean log ratio along the sampling path (DG's
+            Fig. 7), results.json, grid.png and log_ratio.png.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dg_jax.checkpoint import Checkpointer, guard_config
+from dg_jax.data import shards
+from dg_jax.diffusion.processes import VP
+from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
+from dg_jax.metric_writers import log, make_writer
+from dg_jax.parallel import check_divisible, data_sharding, make_mesh, replicate
+from dg_jax.pipelines import dg_images_models as M
+from dg_jax.samplers.edm import edm_sigma_steps
+from dg_jax.samplers.edm_gpp import edm_gpp_sample
+from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
+from dg_jax.train.edm_loss import ScoreTrainState, make_edm_train_step
+from dg_jax.train.loop import train_loop
+from dg_jax.train.state import TrainState, make_optimizer
+
+STAGES = ("score", "generate", "disc", "sample", "evaluate")
+RESUME_SAFE = ("stages", "tensorboard", "score.train.log_every", "score.train.checkpoint_every",
+               "disc.log_every", "disc.checkpoint_every", "eval.batch_size", "eval.features",
+               "eval.inception_weights", "eval.path_samples", "eval.classifier_steps",
+               "sample.num_samples", "eval.num_samples")
+DG_PROCESS = VP(0.1, 20.0)
+
+
+def validate(config, mesh) -> None:
+    if config.score.family not in ("edm", "adm"):
+        raise ValueError(f"unknown score.family {config.score.family!r}; choose 'edm' or 'adm'")
+    if config.score.family == "adm" and config.score.source == "train":
+        raise ValueError("score.source='train' trains EDM models; for score.family='adm' convert "
+                         "a guided-diffusion checkpoint (launch.convert --kind=adm_unet)")
+    for stage in config.stages:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r} in field 'stages'; choose from {list(STAGES)}")
+    if config.disc.time_sampling not in TIME_SAMPLINGS:
+        raise ValueError(f"unknown time sampling {config.disc.time_sampling!r} (field "
+                         f"'disc.time_sampling'); choose one of {list(TIME_SAMPLINGS)}")
+    validate_window(config.dg.time_min, config.dg.time_max)
+    check_divisible(config.generate.batch_size, mesh, "generate.batch_size")
+    check_divisible(config.sample.batch_size, mesh, "sample.batch_size")
+    check_divisible(2 * config.disc.batch_size, mesh, "disc.batch_size (x2: real and fake)")
+    if config.score.source == "train":
+        check_divisible(config.score.train.batch_size, mesh, "score.train.batch_size")
+    for field in ("generate", "sample"):
+        c = config[field]
+        if c.shard_size % c.batch_size:
+            raise ValueError(f"{field}.shard_size={c.shard_size} must be a multiple of "
+                             f"{field}.batch_size={c.batch_size}")
+
+
+def make_any_sampler(config, model, params, logit_fn=None, dg_weight: float = 0.0):
+    """jit(latents, labels[, return_log_ratio]) for the score family in the config."""
+    if config.score.family == "adm":
+        from dg_jax.pipelines.dg_images_adm import make_adm_sampler
+
+        return make_adm_sampler(config, model, logit_fn, dg_weight)
+    return make_sampler(config, model, params, logit_fn, dg_weight)
+
+
+def sigma_table(config, precond):
+    s = config.sampler
+    return edm_sigma_steps(s.num_steps, max(s.sigma_min, precond.sigma_min),
+                           min(s.sigma_max, precond.sigma_max), s.rho,
+                           round_sigma=precond.round_sigma)
+
+
+# ---------------------------------------------------------------------------------------- score
+def score_stage(config, workdir: pathlib.Path, real, mesh):
+    """Returns (model, params) of the score model: trained, converted or random (EDM), or
+    (AdmScore, None) for a guided-diffusion UNet."""
+    if config.score.family == "adm":
+        from dg_jax.pipelines.dg_images_adm import build_adm_score
+
+        return build_adm_score(config), None
+    precond, params = M.build_score_model(config)
+    if config.score.source != "train":
+        return precond, params
+    c = config.score.train
+    images, labels = real
+    tx = make_optimizer(c.optimizer, c.learning_rate, warmup_steps=c.warmup_steps,
+                        field="score.train.optimizer")
+    state = ScoreTrainState.create(params, tx, jax.random.fold_in(jax.random.PRNGKey(config.seed), 11))
+    ckpt = Checkpointer(workdir / "checkpoints" / "score")
+    state, resumed = ckpt.restore_or(state)
+    if resumed:
+        log(f"[score] resumed from step {int(state.step)}")
+    state = replicate(state, mesh)
+
+    def denoise(p, x, sigma, y, key):
+        return precond(p, x, sigma, y, train=True, rngs={"dropout": key})
+
+    step = jax.jit(make_edm_train_step(denoise, tx, ema_decay=c.ema_decay), donate_argnums=0)
+    num_classes = config.data.num_classes
+
+    def batch_fn(i):
+        idx = np.random.default_rng([config.seed, 1, i]).integers(0, len(images), c.batch_size)
+        batch = {"images": images[idx]}
+        if num_classes:
+            batch["labels"] = np.eye(num_classes, dtype=np.float32)[labels[idx]]
+        return batch
+
+    state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
+                       checkpoint_every=c.checkpoint_every, log_every=c.log_every,
+                       writer=make_writer(workdir, "score", config.tensorboard), name="score")
+    ckpt.close()
+    return precond, state.ema_params
+
+
+# ------------------------------------------------------------------------------------- sampling
+def _latents_and_labels(config, key, batch):
+    shape = (batch, config.data.resolution, config.data.resolution, config.data.channels)
+    k_lat, k_lab = jax.random.split(key)
+    latents = jax.random.normal(k_lat, shape)
+    labels = None
+    if config.data.num_classes:
+        labels = jax.random.randint(k_lab, (batch,), 0, config.data.num_classes)
+    return latents, labels
+
+
+def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batch: int,
+                        shard_size: int, key, mesh, name: str) -> None:
+    """Samples `num` images into numbered shards; existing complete shards are skipped, so an
+    interrupted run resumes where it stopped. Shard i's batches use fold_in(key, i * k + j)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    num_shards = -(-num // shard_size)
+    sharding = data_sharding(mesh)
+    t0 = time.perf_counter()
+    for s in range(num_shards):
+        if shards.shard_exists(out_dir, s):
+            continue
+        images, labels = [], []
+        for j in range(shard_size // batch):
+            lat, lab = _latents_and_labels(config, jax.random.fold_in(key, s * 100003 + j), batch)
+            lat = jax.device_put(lat, sharding)
+            x = sample_fn(lat, None if lab is None else jax.device_put(lab, sharding))
+            images.append(shards.to_uint8(np.asarray(jax.device_get(x))))
+            if lab is not None:
+                labels.append(np.asarray(lab))
+        n = min(shard_size, num - s * shard_size)
+        shards.write_shard(out_dir, s, np.concatenate(images)[:n],
+                           np.concatenate(labels)[:n] if labels else None)
+        log(f"[{name}] shard {s + 1}/{num_shards} ({(s + 1) * shard_size} images, "
+            f"{time.perf_counter() - t0:.1f}s)")
+    shards.write_manifest(out_dir, num_samples=num, shard_size=shard_size)
+
+
+def make_sampler(config, precond, score_params, logit_fn=None, dg_weight: float = 0.0):
+    """jit(latents, labels) -> samples: EDM Heun (dg_weight 0) or EDM-G++."""
+    sigmas = sigma_table(config, precond)
+    s, d = config.sampler, config.dg
+    num_classes = config.data.num_classes
+    corr = None
+    if logit_fn is not None:
+        corr = dg_correction_fn(logit_fn, process=DG_PROCESS, time_min=d.time_min,
+                                time_max=d.time_max, clip_probability=d.clip_probability,
+                                with_log_ratio=True)
+        corr = _with_classifier_guidance(config, corr, dg_weight)
+
+    def run(latents, labels, return_log_ratio=False):
+        onehot = None if labels is None else jax.nn.one_hot(labels, num_classes)
+        denoise = lambda x, sig, y: precond(score_params, x, sig, y)  # noqa: E731
+        return edm_gpp_sample(
+            denoise, latents.astype(jnp.float32), sigmas,
+            corr if corr is not None else (lambda x, sig, y: (jnp.zeros_like(x), jnp.zeros(x.shape[:1]))),
+            labels=onehot, weight_1st=dg_weight, weight_2nd=d.weight_2nd if dg_weight else 0.0,
+            boosting=bool(d.boosting) and dg_weight != 0, rng=jax.random.PRNGKey(config.seed + 7),
+            S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise,
+            round_sigma=precond.round_sigma, return_log_ratio=return_log_ratio)
+
+    return jax.jit(run, static_argnums=2)
+
+
+def _with_classifier_guidance(config, corr, dg_weight):
+    """EDM-G++ with classifier guidance: the classifier's grad log p(y | x_tau, tau) (DG's
+    time-dependent VP classifier, converted with --kind=adm_classifier) joins DG's term,
+    scaled so that edm_gpp's weight_1st * corr gives w_DG * DG + w_CG * CG."""
+    cg = config.cg
+    if not cg.scale:
+        return corr
+    if not dg_weight:
+        raise ValueError("cg.scale with dg.weight_1st=0 is not supported by EDM-G++ here; set a "
+                         "DG weight")
+    from dg_jax.convert.saved import load_converted
+
+    conv = load_converted(cg.classifier)
+    if conv.kind != "adm_classifier":
+        raise ValueError(f"cg.classifier {cg.classifier} holds a {conv.kind!r} network")
+
+    def class_log_prob(x_vp, tau, labels):
+        logits = conv.model.apply(conv.params, x_vp, tau)
+        return jnp.take_along_axis(jax.nn.log_softmax(logits, -1), labels[:, None], -1)[:, 0]
+
+    cg_corr = dg_correction_fn(class_log_prob, process=DG_PROCESS)
+    ratio = cg.scale / dg_weight
+
+    def combined(x, sigma, onehot):
+        grad, log_ratio = corr(x, sigma, onehot)
+        return grad + ratio * cg_corr(x, sigma, jnp.argmax(onehot, -1)), log_ratio
+
+    return combined
+
+
+# ---------------------------------------------------------------------------------------- disc
+def disc_stage(config, workdir, real, mesh):
+    disc = M.build_discriminator(config)
+    c = config.disc
+    fake_images, fake_labels = shards.read_shards(workdir / "fake")
+    M.check_fake_matches(config, fake_images, fake_labels)
+    fake = shards.to_float(fake_images)
+    images, labels = real
+    tx = make_optimizer(c.optimizer, c.learning_rate, field="disc.optimizer")
+    state = TrainState.create(disc.trainable, tx, jax.random.fold_in(jax.random.PRNGKey(config.seed), 12))
+    ckpt = Checkpointer(workdir / "checkpoints" / "disc")
+    state, resumed = ckpt.restore_or(state)
+    if resumed:
+        log(f"[disc] resumed from step {int(state.step)}")
+    state = replicate(state, mesh)
+    step = jax.jit(make_train_step(disc.logit, tx, process=DG_PROCESS,
+                                   time_sampling=c.time_sampling, t_min=c.t_min),
+                   donate_argnums=0)
+    conditional = bool(c.conditional)
+
+    def batch_fn(i):
+        rng = np.random.default_rng([config.seed, 2, i])
+        ri = rng.integers(0, len(images), c.batch_size)
+        fi = rng.integers(0, len(fake), c.batch_size)
+        batch = {"real": images[ri], "fake": fake[fi]}
+        if conditional:
+            batch["real_labels"], batch["fake_labels"] = labels[ri], fake_labels[fi]
+        return batch
+
+    state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
+                       checkpoint_every=c.checkpoint_every, log_every=c.log_every,
+                       writer=make_writer(workdir, "disc", config.tensorboard), name="disc")
+    ckpt.close()
+    return disc, state.params
+
+
+# ------------------------------------------------------------------------------------------ run
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = make_mesh()
+    validate(config, mesh)
+    guard_config(workdir, config.to_dict(), "dg_images", ignore=RESUME_SAFE)
+    real = M.load_real(config)
+    stages = list(config.stages)
+    key = jax.random.PRNGKey(config.seed)
+
+    precond, score_params = score_stage(config, workdir, real, mesh)
+    if "generate" in stages:
+        g = config.generate
+        write_sample_shards(config, workdir / "fake", make_any_sampler(config, precond, score_params),
+                            g.num_samples, g.batch_size, g.shard_size, jax.random.fold_in(key, 21),
+                            mesh, "generate")
+    disc = disc_params = None
+    if any(s in stages for s in ("disc", "sample", "evaluate")):
+        disc, disc_params = disc_stage(config, workdir, real, mesh)
+    results = None
+    if "sample" in stages:
+        s = config.sample
+        logit_fn = disc.bind(disc_params)
+        for name, weight in (("samples_nodg", 0.0), ("samples_dg", config.dg.weight_1st)):
+            fn = make_any_sampler(config, precond, score_params, logit_fn, weight)
+            write_sample_shards(config, workdir / name, fn, s.num_samples, s.batch_size,
+                                s.shard_size, jax.random.fold_in(key, 31), mesh, name)
+    if "evaluate" in stages:
+        from dg_jax.pipelines.dg_images_eval import evaluate
+
+        results = evaluate(config, workdir, real, precond, score_params, disc, disc_params,
+                           make_any_sampler)
+    return results

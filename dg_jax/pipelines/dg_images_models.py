@@ -1,0 +1,138 @@
+"""Building the image DG pipeline's networks and data from its config (typed fields only)."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dg_jax.data.digits import load_digits_float
+
+
+def load_real(config):
+    """Real training images in [-1, 1] (NHWC float32) and integer labels."""
+    d = config.data
+    if d.source == "digits":
+        images, labels = load_digits_float(d.resolution)
+    elif d.source == "npz":
+        from dg_jax.data import shards
+
+        images_u8, labels = shards.load_npz_dataset(d.path)
+        images = images_u8.astype(np.float32) / 127.5 - 1.0
+        if labels is None:
+            labels = np.zeros(len(images), np.int32)
+    elif d.source == "random":  # synthetic images for smoke runs of the paper configs only
+        rng = np.random.default_rng(0)
+        images = rng.uniform(-1, 1, (256, d.resolution, d.resolution, d.channels)).astype(np.float32)
+        labels = rng.integers(0, max(d.num_classes, 1), 256).astype(np.int32)
+    else:
+        raise ValueError(f"unknown data source {d.source!r} (field 'data.source'); choose "
+                         "'digits', 'npz' or 'random'")
+    expected = (d.resolution, d.resolution, d.channels)
+    if images.shape[1:] != expected:
+        raise ValueError(f"data {d.source} {d.path} has images of shape {images.shape[1:]}, but "
+                         f"data.resolution/data.channels ask for {expected}")
+    return images, labels
+
+
+def build_score_model(config):
+    """(precond, params): EDM preconditioned network from score.arch, a converted checkpoint
+    (score.checkpoint, made by launch.convert) or random init of score.arch."""
+    s = config.score
+    if s.source == "converted":
+        from dg_jax.convert.saved import load_converted
+
+        conv = load_converted(s.checkpoint)
+        if conv.kind != "edm":
+            raise ValueError(f"score.checkpoint {s.checkpoint} holds a {conv.kind!r} network; "
+                             "the DG image pipeline samples EDM networks (kind 'edm')")
+        precond, params = conv.model, conv.params
+    elif s.source in ("train", "random"):
+        from dg_jax.models.edm_precond import edm_precond_from_kwargs
+
+        precond = edm_precond_from_kwargs(s.arch.class_name, s.arch.init_kwargs.to_dict())
+        res, ch = precond.img_resolution, precond.img_channels
+        labels = jnp.zeros((1, precond.label_dim)) if precond.label_dim else None
+        params = precond.model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, res, res, ch)),
+                                    jnp.zeros((1,)), labels)["params"]
+    else:
+        raise ValueError(f"unknown score.source {s.source!r}; choose 'train', 'converted' or "
+                         "'random'")
+    d = config.data
+    if precond.img_resolution != d.resolution or precond.img_channels != d.channels:
+        raise ValueError(f"score model is {precond.img_resolution}x{precond.img_resolution}x"
+                         f"{precond.img_channels} but data.resolution/channels are "
+                         f"{d.resolution}/{d.channels}")
+    if precond.label_dim != d.num_classes:
+        raise ValueError(f"score model has label_dim={precond.label_dim} but data.num_classes="
+                         f"{d.num_classes}")
+    return precond, params
+
+
+@dataclasses.dataclass
+class Discriminator:
+    """logit(trainable, x_vp, tau, labels) with frozen parts closed over; `trainable` is the
+    initial value of what the optimiser updates."""
+
+    logit: Callable
+    trainable: Any
+
+    def bind(self, trainable):
+        return lambda x_vp, tau, labels=None: self.logit(trainable, x_vp, tau, labels)
+
+
+def build_discriminator(config) -> Discriminator:
+    c, d = config.disc, config.data
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 13)
+    x = jnp.zeros((1, d.resolution, d.resolution, d.channels))
+    t = jnp.zeros((1,))
+    if c.kind == "conv":
+        from dg_jax.models.conv_disc import ConvDiscriminator
+
+        model = ConvDiscriminator(channels=tuple(c.channels), time_embed_dim=c.time_embed_dim,
+                                  num_classes=d.num_classes if c.conditional else None)
+        y = jnp.zeros((1,), jnp.int32) if c.conditional else None
+        params = model.init(key, x, t, y)
+        return Discriminator(lambda p, xv, tau, labels=None: model.apply(p, xv, tau, labels), params)
+    if c.kind == "adm":
+        from dg_jax.models.adm_flags import classifier_from_flags
+        from dg_jax.models.dg_discriminator import DGDiscriminator
+
+        if c.classifier:
+            from dg_jax.convert.saved import load_converted
+
+            conv = load_converted(c.classifier)
+            if conv.kind != "adm_classifier":
+                raise ValueError(f"disc.classifier {c.classifier} holds a {conv.kind!r} network, "
+                                 "not an ADM classifier (launch.convert --kind=adm_classifier)")
+            classifier, c_params = conv.model, conv.params
+        else:  # random frozen features: smoke tests only
+            classifier = classifier_from_flags(c.classifier_flags.to_dict(), dg_time=True)
+            c_params = classifier.init(key, x, t)
+        if classifier.image_size != d.resolution:
+            raise ValueError(f"disc classifier expects {classifier.image_size}x"
+                             f"{classifier.image_size} images but data.resolution is {d.resolution}")
+        head_flags = c.head_flags.to_dict()
+        if c.conditional:
+            head_flags["condition"] = True
+        disc = DGDiscriminator(classifier, classifier_from_flags(head_flags, dg_time=True))
+        head = disc.init_head(jax.random.fold_in(key, 1))
+
+        def logit(head_params, x_vp, tau, labels=None):
+            return disc.logit({"classifier": c_params, "head": head_params}, x_vp, tau, labels)
+
+        return Discriminator(logit, head)
+    raise ValueError(f"unknown disc.kind {c.kind!r}; choose 'conv' or 'adm'")
+
+
+def check_fake_matches(config, images: np.ndarray, labels) -> None:
+    d = config.data
+    expected = (d.resolution, d.resolution, d.channels)
+    if images.shape[1:] != expected:
+        raise ValueError(f"generated samples have shape {images.shape[1:]} but the discriminator "
+                         f"is for {expected} (data.resolution/data.channels)")
+    if config.disc.conditional and labels is None:
+        raise ValueError("disc.conditional=True needs labelled generated samples")

@@ -1,0 +1,58 @@
+"""EDM's training loss (Karras et al. 2022, Sec. 5): log-normal sigma, lambda(sigma) weighting.
+
+  sigma = exp(P_mean + P_std n),  n ~ N(0, 1)
+  loss  = lambda(sigma) |D(y + sigma eps; sigma, labels) - y|^2,
+  lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
+The train step keeps an exponential moving average of the parameters (`ema_decay`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+@struct.dataclass
+class ScoreTrainState:
+    step: jnp.ndarray
+    params: Any
+    ema_params: Any
+    opt_state: Any
+    rng: jnp.ndarray
+
+    @classmethod
+    def create(cls, params, tx: optax.GradientTransformation, rng) -> "ScoreTrainState":
+        ema = jax.tree_util.tree_map(jnp.copy, params)  # own buffers: the step donates both
+        return cls(jnp.zeros((), jnp.int32), params, ema, tx.init(params), jnp.asarray(rng))
+
+
+def edm_loss(params, denoise_fn: Callable, images, labels, key, *, P_mean: float = -1.2,
+             P_std: float = 1.2, sigma_data: float = 0.5):
+    """Mean EDM loss; denoise_fn(params, x, sigma, labels, rng) -> D."""
+    k_sigma, k_noise, k_drop = jax.random.split(key, 3)
+    sigma = jnp.exp(P_mean + P_std * jax.random.normal(k_sigma, (images.shape[0],)))
+    weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+    noisy = images + sigma[:, None, None, None] * jax.random.normal(k_noise, images.shape)
+    denoised = denoise_fn(params, noisy, sigma, labels, k_drop)
+    per_example = jnp.mean((denoised - images) ** 2, axis=(1, 2, 3)) * weight
+    return jnp.mean(per_example)
+
+
+def make_edm_train_step(denoise_fn: Callable, tx: optax.GradientTransformation,
+                        ema_decay: float = 0.999, **loss_kwargs):
+    """(state, batch{'images', 'labels'?}) -> (state, {'loss'})."""
+    def train_step(state: ScoreTrainState, batch):
+        key = jax.random.fold_in(state.rng, state.step)
+        loss, grads = jax.value_and_grad(edm_loss)(state.params, denoise_fn, batch["images"],
+                                                   batch.get("labels"), key, **loss_kwargs)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
+                                     state.ema_params, params)
+        return state.replace(step=state.step + 1, params=params, ema_params=ema,
+                             opt_state=opt_state), {"loss": loss}
+
+    return train_step

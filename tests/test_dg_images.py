@@ -1,0 +1,89 @@
+"""The image DG pipeline at smoke size (digits), its resume behaviour and its input errors."""
+import json
+
+import numpy as np
+import pytest
+
+from configs import digits_dg
+from dg_jax.data import shards
+from dg_jax.pipelines import dg_images, dg_images_models
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("digits_smoke")
+    results = dg_images.run(digits_dg.get_config("smoke"), str(workdir))  # 8 fake devices
+    return workdir, results
+
+
+def test_smoke_pipeline_outputs(smoke_run):
+    workdir, results = smoke_run
+    saved = json.loads((workdir / "results.json").read_text())
+    for key in ("fd_no_dg", "fd_dg"):
+        assert np.isfinite(saved[key])
+    for name in ("no_dg", "dg"):
+        assert {"fd", "precision", "recall", "accuracy"} <= set(saved[name])
+    assert len(saved["log_ratio_path"]["dg"]) == digits_dg.get_config("smoke").sampler.num_steps
+    assert (workdir / "grid.png").stat().st_size > 1000
+    assert (workdir / "log_ratio.png").stat().st_size > 1000
+    images, labels = shards.read_shards(workdir / "samples_dg")
+    assert images.shape == (64, 8, 8, 1) and images.dtype == np.uint8
+    assert labels.shape == (64,)
+    nodg, nodg_labels = shards.read_shards(workdir / "samples_nodg")
+    np.testing.assert_array_equal(labels, nodg_labels)  # same seeds with and without DG
+
+
+def test_resume_skips_finished_work(smoke_run):
+    workdir, results = smoke_run
+    before = {p.name: p.stat().st_mtime for p in (workdir / "fake").iterdir()}
+    config = digits_dg.get_config("smoke")
+    config.stages = ("score", "generate")
+    dg_images.run(config, str(workdir))
+    after = {p.name: p.stat().st_mtime for p in (workdir / "fake").iterdir()}
+    assert before == after
+
+
+def test_reference_smaller_than_sample_count(smoke_run):
+    workdir, _ = smoke_run
+    config = digits_dg.get_config("smoke")
+    config.stages = ("evaluate",)
+    config.eval.num_samples = 5000
+    with pytest.raises(ValueError, match="fewer than eval.num_samples=5000"):
+        dg_images.run(config, str(workdir))
+
+
+def test_missing_shard_is_named(smoke_run, tmp_path):
+    workdir, _ = smoke_run
+    import shutil
+
+    copy = tmp_path / "samples_dg"
+    shutil.copytree(workdir / "samples_dg", copy)
+    shards.shard_path(copy, 1).unlink()
+    with pytest.raises(shards.ShardError, match="samples_000001.npz"):
+        shards.read_shards(copy)
+
+
+def test_discriminator_for_other_resolution_or_labels():
+    config = digits_dg.get_config("smoke")
+    config.disc.kind = "adm"
+    config.disc.classifier_flags = dict(image_size=16, classifier_use_fp16=False,
+                                        classifier_width=32, classifier_depth=1,
+                                        classifier_attention_resolutions="", out_channels=1)
+    with pytest.raises(ValueError, match="expects 16x16 images but data.resolution is 8"):
+        dg_images_models.build_discriminator(config)
+    config = digits_dg.get_config("smoke")
+    config.data.num_classes = 5
+    with pytest.raises(ValueError, match="label_dim=10 but data.num_classes=5"):
+        dg_images_models.build_score_model(config)
+
+
+def test_shard_writes_are_atomic(tmp_path):
+    imgs = np.zeros((4, 2, 2, 1), np.uint8)
+    shards.write_shard(tmp_path, 0, imgs, np.arange(4))
+    (tmp_path / "samples_000001.npz.tmp").write_bytes(b"partial")  # a killed writer's leftover
+    shards.write_manifest(tmp_path, num_samples=4, shard_size=4)
+    got, labels = shards.read_shards(tmp_path)
+    np.testing.assert_array_equal(got, imgs)
+    np.testing.assert_array_equal(labels, np.arange(4))
+    with pytest.raises(shards.ShardError, match="missing shards"):
+        shards.write_manifest(tmp_path, num_samples=8, shard_size=4)
