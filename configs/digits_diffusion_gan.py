@@ -9,6 +9,10 @@ Backbone choice: --config.model.backbone=stylegan2 (compact StyleGAN2 pair).
 Writes DIR/results.json with fd_vanilla and fd_diffusion_gan (Fréchet distance between 2,000
 EMA-generator samples and all 1,797 digits on the penultimate features of
 dg_jax.eval.digits_classifier) and each run's final_T / final_p; DIR/samples_<run>.png.
+
+Measured (seed 0, 2 shared CPU cores, about 5 minutes in all): fd_vanilla 1.0054,
+fd_diffusion_gan 1.0268, final_T 5 (r_d stayed below d_target = 0.6, so p stayed ~0),
+classifier train accuracy 0.9928.
 """
 import ml_collections
 

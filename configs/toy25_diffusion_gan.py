@@ -11,6 +11,15 @@ final_T, ...}; a mode counts when >= 1% of 10,000 samples lie within 3 std of it
 DIR/toy25.png (samples and D(x, t=0) over training). Acceptance: Diffusion-GAN covers >= 24 of
 25 modes with >= 80% high-quality samples with the default seed. The networks see the data
 scaled by data.scale = 1/4 (so it lies in [-1, 1], the official code's pixel range).
+
+Measured with this default config, seed 0, on 2 shared CPU cores (~9-13 ms/step, about 20
+minutes for both GANs at 50k steps):
+  vanilla:        modes_covered 20/25, high_quality_fraction 0.9095
+  diffusion_gan:  modes_covered 24/25, high_quality_fraction 0.9171, final_T 5
+The logged r_d never went above 0.32 (d_target 0.6), so p stayed <= 0.0002 and T stayed at
+T_min = 5. The gain over vanilla comes from the small-T diffusion noise (t_epl drawn from 1..5
+plus zeros), not from T adapting. Other runs: noise_std 0.05 (the official value) gave 15/25
+and 0.9778 at 50k steps; d_target 0.0 (T climbed to 500) gave 13/25 and 0.7405 at 20k steps.
 """
 import ml_collections
 
@@ -27,8 +36,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.train = dict(batch_size=128, num_steps=50000, g_lr=1e-3, d_lr=1e-3, b1=0.5, b2=0.99,
                         r1_gamma=0.0, r1_interval=16, ema_kimg=10.0, ema_rampup=0.05,
                         log_every=1000, checkpoint_every=5000)
-    # Official defaults except the T range and adaptation speed sized for the toy problem.
-    config.diffusion = dict(beta_start=1e-4, beta_end=2e-2, t_min=5, t_max=500, noise_std=0.05,
+    # Official defaults except the T range and sigma: 0.25 in the scaled space (1.0 in data
+    # units, half the mode spacing); sigma = 0.05 gave 15/25 modes at 50k steps (see docstring).
+    config.diffusion = dict(beta_start=1e-4, beta_end=2e-2, t_min=5, t_max=500, noise_std=0.25,
                             ts_dist="priority", priority_weights="t_minus_1", d_target=0.6,
                             ada_interval=4, ada_kimg=100.0)
     config.eval = dict(num_samples=10000, snapshot_every=10000)

@@ -68,7 +68,10 @@ def test_discriminator_for_other_resolution_or_labels():
     config.disc.kind = "adm"
     config.disc.classifier_flags = dict(image_size=16, classifier_use_fp16=False,
                                         classifier_width=32, classifier_depth=1,
-                                        classifier_attention_resolutions="", out_channels=1)
+                                        classifier_attention_resolutions="", out_channels=1,
+                                        classifier_use_scale_shift_norm=True,
+                                        classifier_resblock_updown=True,
+                                        classifier_pool="attention")
     with pytest.raises(ValueError, match="expects 16x16 images but data.resolution is 8"):
         dg_images_models.build_discriminator(config)
     config = digits_dg.get_config("smoke")

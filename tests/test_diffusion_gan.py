@@ -188,6 +188,6 @@ def test_smoke_pipelines(tmp_path, config_file, keys):
     saved = json.loads((tmp_path / "results.json").read_text())
     for k in keys:
         assert k in saved and k in results
-    if "vanilla" in saved and isinstance(saved["vanilla"], dict):
+    if "toy25" in config_file:
         assert {"modes_covered", "high_quality_fraction", "final_T"} <= set(saved["vanilla"])
         assert (tmp_path / "toy25.png").exists()

@@ -77,9 +77,13 @@ def write_manifest(directory, *, num_samples: int, shard_size: int) -> None:
         image_shape = list(first["images"].shape[1:])
     manifest = {"num_samples": int(num_samples), "num_shards": num_shards,
                 "shard_size": int(shard_size), "image_shape": image_shape, "complete": True}
+    text = json.dumps(manifest, indent=2)
+    final = directory / MANIFEST
+    if final.is_file() and final.read_text() == text:
+        return  # a resumed run leaves a finished set untouched
     tmp = directory / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(directory / MANIFEST)
+    tmp.write_text(text)
+    tmp.replace(final)
 
 
 MANIFEST_KEYS = ("num_samples", "num_shards", "shard_size", "image_shape", "complete")

@@ -9,40 +9,38 @@ import jax.numpy as jnp
 import numpy as np
 
 from dg_jax.data import shards
-from dg_jax.eval.fid import fid_from_features
-from dg_jax.eval.precision_recall import precision_recall
+from dg_jax.eval.evaluate import compute_metrics
 from dg_jax.metric_writers import log
 
 
-def feature_extractor(config, real_images):
-    """features(images uint8) -> (logits, features), and the reference features."""
+def feature_backend(config):
+    """The feature network that scores samples: eval.features = 'digits' (a CNN trained on all
+    digits), 'inception' (pytorch-fid weights at eval.inception_weights) or 'pixels' (raw
+    pixels; a cheap stand-in for smoke runs, not a metric)."""
+    from dg_jax.eval.evaluate import FeatureBackend, digits_backend, inception_backend
+
     e = config.eval
     if e.features == "digits":
-        from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
-
-        apply_fn, params, acc = train_digits_classifier(config.data.resolution, seed=0,
-                                                        steps=e.classifier_steps)
-        log(f"[evaluate] digits classifier: train accuracy {acc:.3f}")
-        return lambda images: digits_features(apply_fn, params, images)
+        return digits_backend(config.data.resolution, steps=e.classifier_steps)
     if e.features == "inception":
-        from dg_jax.convert.inception import load_fid_inception
-        from dg_jax.eval.features import extract_inception_features
-
         if not e.inception_weights:
             raise ValueError("eval.features='inception' needs eval.inception_weights=PATH "
                              "(pytorch-fid's pt_inception-2015-12-05 .pth)")
-        variables = load_fid_inception(e.inception_weights)
+        return inception_backend(e.inception_weights, batch_size=e.batch_size)
+    if e.features == "pixels":
+        width = config.data.resolution ** 2 * config.data.channels
 
-        def extract(images):
-            batches = [images[i:i + e.batch_size] for i in range(0, len(images), e.batch_size)]
-            pool3, logits = extract_inception_features(variables, batches)
-            return logits, pool3
+        def extract(batches):
+            flat = np.concatenate([np.asarray(b).reshape(len(b), -1) for b in batches])
+            return flat.astype(np.float32) / 255.0, None
 
-        return extract
-    if e.features == "pixels":  # raw pixels: a cheap stand-in for smoke runs, not a metric
-        return lambda images: (None, images.reshape(len(images), -1).astype(np.float32) / 255.0)
+        return FeatureBackend("pixels", width, extract)
     raise ValueError(f"unknown eval.features {e.features!r}; choose 'digits', 'inception' or "
                      "'pixels'")
+
+
+def _batches(images, size):
+    return [images[i:i + size] for i in range(0, len(images), size)]
 
 
 def path_log_ratios(config, sampler_factory, precond, score_params, disc, disc_params, n: int):
@@ -70,8 +68,9 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
     if len(ref_u8) < e.num_samples:
         raise ValueError(f"the reference set has {len(ref_u8)} images, fewer than "
                          f"eval.num_samples={e.num_samples} asked for")
-    extractor = feature_extractor(config, ref_u8)
-    _, ref_feats = extractor(ref_u8)
+    backend = feature_backend(config)
+    metrics = ("fid", "is", "pr", "kid") if backend.name == "inception" else ("fid", "pr")
+    ref_feats, _ = backend.extract(_batches(ref_u8, e.batch_size))
     results = {"reference_size": int(len(ref_u8))}
     sample_sets = {}
     for name in ("no_dg", "dg"):
@@ -82,10 +81,10 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
         images = images[:e.num_samples]
         labels = None if labels is None else labels[:e.num_samples]
         sample_sets[name] = images
-        logits, feats = extractor(images)
-        fd = fid_from_features(feats, ref_feats)
-        prec, rec = precision_recall(ref_feats, feats, k=3)
-        row = {"fd": float(fd), "precision": float(prec), "recall": float(rec)}
+        feats, logits = backend.extract(_batches(images, e.batch_size))
+        row = compute_metrics(feats, logits, metrics, ref_features=ref_feats,
+                              kid_subset_size=min(1000, len(feats)))
+        row["fd"] = row.pop("fid")
         if labels is not None and logits is not None:
             row["accuracy"] = float(np.mean(np.argmax(np.asarray(logits), -1) == labels))
         results[name] = row
