@@ -111,10 +111,12 @@ def build_discriminator(config) -> Discriminator:
             classifier, c_params = conv.model, conv.params
         else:  # random frozen features: smoke tests only
             classifier = classifier_from_flags(c.classifier_flags.to_dict(), dg_time=True)
-            c_params = classifier.init(key, x, t)
+            c_params = None
         if classifier.image_size != d.resolution:
             raise ValueError(f"disc classifier expects {classifier.image_size}x"
                              f"{classifier.image_size} images but data.resolution is {d.resolution}")
+        if c_params is None:
+            c_params = classifier.init(key, x, t)
         head_flags = c.head_flags.to_dict()
         if c.conditional:
             head_flags["condition"] = True
