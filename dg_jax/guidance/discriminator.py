@@ -46,16 +46,21 @@ def log_ratio_from_logit(logit, clip_probability: bool = False):
 
 def dg_correction_fn(logit_fn: Callable, *, process: VP = VP(), time_min: float = 0.0,
                      time_max: float = 1.0, clip_probability: bool = False,
-                     with_log_ratio: bool = False) -> Callable:
+                     with_log_ratio: bool = False, input_dtype=None) -> Callable:
     """Returns corr(x, sigma, labels) = grad_x log(d/(1-d)) at the EDM-scale x, zero outside the
     window. logit_fn(x_vp, tau, labels) -> logit of shape (B,). With `with_log_ratio`, corr
     returns (grad, log_ratio) with log_ratio = +inf outside the window (DG marks those samples
     with 1e7: "not below zero", so boosting leaves them alone).
+
+    As DG's `get_grad_log_ratio`, the gradient is taken with respect to the VP input
+    x_vp = mean(tau) x and multiplied by mean(tau) afterwards; the VP map (tau, mean, x_vp) is
+    computed in x's precision and x_vp is cast to `input_dtype` (default: x's dtype) before the
+    discriminator. With float64 x (jax_enable_x64) and input_dtype=float32 this is DG's exact
+    numerical path: float64 map, float32 network, float64 tau into the time embedding.
     """
     validate_window(time_min, time_max)
 
-    def per_batch_log_ratio(x, sigma, labels):
-        x_vp, tau, _ = sigma_to_vp(sigma, x, process)
+    def per_batch_log_ratio(x_vp, tau, labels):
         log_ratio = log_ratio_from_logit(logit_fn(x_vp, tau, labels), clip_probability)
         return jnp.sum(log_ratio), log_ratio
 
@@ -63,13 +68,14 @@ def dg_correction_fn(logit_fn: Callable, *, process: VP = VP(), time_min: float 
 
     def corr(x, sigma, labels=None):
         sigma = jnp.broadcast_to(jnp.asarray(sigma, x.dtype), x.shape[:1])
-        tau = process.t_from_sigma(sigma)
+        x_vp, tau, mean = sigma_to_vp(sigma, x, process)
         inside = (tau >= time_min) & (tau <= time_max)
 
         def active(_):
-            grad, log_ratio = grad_fn(x, sigma, labels)
+            grad_vp, log_ratio = grad_fn(x_vp.astype(input_dtype or x.dtype), tau, labels)
             mask = inside.reshape((-1,) + (1,) * (x.ndim - 1))
-            return (jnp.where(mask, grad, 0.0).astype(x.dtype),
+            grad = mean.reshape(mask.shape).astype(x.dtype) * grad_vp.astype(x.dtype)
+            return (jnp.where(mask, grad, 0.0),
                     jnp.where(inside, log_ratio, jnp.inf).astype(x.dtype))
 
         def idle(_):

@@ -63,17 +63,24 @@ def run_dg_discriminator(case: dict, root: pathlib.Path) -> dict:
 
 def run_dg_correction(case: dict, root: pathlib.Path) -> dict:
     """DG's get_grad_log_ratio: -sigma^2 * grad_x log(d/(1-d)) at the EDM-scale x, i.e.
-    -sigma^2 * alpha * grad_{x_vp} with x_vp = alpha x (d clipped to [1e-5, 1-1e-5])."""
+    -sigma^2 * alpha * grad_{x_vp} with x_vp = alpha x (d clipped to [1e-5, 1-1e-5]).
+
+    DG computes the VP map in the precision of its inputs (the fixture's x and sigma are float64),
+    runs the discriminator on float32(x_vp) with the float64 tau, and scales in float64; this
+    handler follows that path under jax_enable_x64 so the time embedding sees the same float32
+    value of 999 * tau (at tau near 1 float32(tau) * 999 differs from it by an ulp of 999)."""
     io = np.load(root / case["io"])
     disc, params = _discriminator(case, root, "checkpoint", "arch")
     dg = case.get("dg", {})
-    corr = dg_correction_fn(disc.bind(params), process=DG_PROCESS,
-                            time_min=float(dg.get("time_min", 0.0)),
-                            time_max=float(dg.get("time_max", 1.0)), clip_probability=True)
-    x = _nhwc(io["x"])
-    sigma = jnp.asarray(io["sigma"], x.dtype)
-    grad = corr(x, sigma, _labels(io))
-    guidance = -(sigma**2)[:, None, None, None] * grad
+    with jax.enable_x64(True):
+        corr = dg_correction_fn(disc.bind(params), process=DG_PROCESS,
+                                time_min=float(dg.get("time_min", 0.0)),
+                                time_max=float(dg.get("time_max", 1.0)), clip_probability=True,
+                                input_dtype=jnp.float32)
+        x = jnp.asarray(np.asarray(io["x"], np.float64).transpose(0, 2, 3, 1))
+        sigma = jnp.asarray(np.asarray(io["sigma"], np.float64))
+        grad = corr(x, sigma, _labels(io))
+        guidance = np.asarray(-(sigma**2)[:, None, None, None] * grad)
     return {"guidance": (_nchw(guidance), io["guidance"])}
 
 
