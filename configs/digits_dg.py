@@ -27,16 +27,18 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         model_channels=32, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[],
         dropout=0.0, embedding_type="positional", encoder_type="standard",
         decoder_type="standard", resample_filter=[1, 1], channel_mult_noise=1))
-    config.score.train = dict(num_steps=1000, batch_size=64, optimizer="adam", learning_rate=1e-3,
+    config.score.train = dict(num_steps=500, batch_size=64, optimizer="adam", learning_rate=1e-3,
                               warmup_steps=100, ema_decay=0.99, log_every=100, checkpoint_every=500)
     config.generate = dict(num_samples=2048, batch_size=256, shard_size=512)
-    config.disc = dict(kind="conv", channels=[32, 64], time_embed_dim=64, conditional=False,
+    config.disc = dict(kind="conv", compute_dtype="float32", channels=[32, 64], time_embed_dim=64,
+                       conditional=False,
                        classifier="", classifier_flags={}, head_flags={},
                        time_sampling="importance", t_min=1e-5, optimizer="adam",
-                       learning_rate=1e-3, batch_size=64, num_steps=1000, log_every=100,
-                       checkpoint_every=500)
-    config.sample = dict(num_samples=1024, batch_size=256, shard_size=512)
-    config.eval = dict(features="digits", inception_weights="", num_samples=1024, batch_size=256,
+                       learning_rate=1e-3, batch_size=64, num_steps=3000, log_every=250,
+                       checkpoint_every=1000)
+    config.sample = dict(num_samples=1792, batch_size=256, shard_size=512)
+    config.dg.weight_1st = 3.0
+    config.eval = dict(features="digits", inception_weights="", num_samples=1792, batch_size=256,
                        path_samples=128, classifier_steps=600)
     if arg == "smoke":
         config.score.arch.init_kwargs.model_channels = 8

@@ -42,6 +42,8 @@ def guard_config(workdir: str | pathlib.Path, config: dict, section: str,
             raise ValueError(f"workdir {workdir} holds a checkpoint from a different config "
                              f"({detail}); use a new --workdir or restore those values")
         return
+    if jax.process_index() != 0:
+        return  # one writer: process 0 records the config for all
     recorded[section] = current
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

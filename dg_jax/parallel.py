@@ -3,11 +3,14 @@
 Batches are sharded along their leading axis with NamedSharding(mesh, P('data')); parameters
 and optimiser state are replicated (P()). jax.jit then compiles one SPMD program and inserts the
 gradient all-reduce itself. Multi-host: every process calls the same functions; `shard_batch`
-assembles the global array from each process's local slice.
+assembles the global array from each process's local slice and `local_rows` reads back this
+process's rows of a sharded result. `resolve_distributed` decides from flags and environment
+whether (and how) `jax.distributed.initialize` is called; `initialize_distributed` calls it.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import os
+from typing import Mapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -54,3 +57,114 @@ def process_slice(global_size: int) -> slice:
     per = global_size // jax.process_count()
     start = jax.process_index() * per
     return slice(start, start + per)
+
+
+def local_rows(x) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, values) of the rows of a batch-sharded global array that live on this
+    process's devices, in increasing row order (replicated copies counted once)."""
+    pieces = {}
+    for shard in x.addressable_shards:
+        rows = shard.index[0] if shard.index else slice(None)
+        start, stop, _ = rows.indices(x.shape[0])
+        pieces.setdefault(start, (np.arange(start, stop), np.asarray(shard.data)))
+    order = sorted(pieces)
+    return (np.concatenate([pieces[k][0] for k in order]),
+            np.concatenate([pieces[k][1] for k in order]))
+
+
+def gather(x) -> np.ndarray:
+    """The whole global array `x` as a host array on every process (an all-gather when the
+    array spans other processes' devices)."""
+    if jax.process_count() > 1 and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+
+def sync(name: str) -> None:
+    """A barrier across processes (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+# ------------------------------------------------------------------------------ multi-host start
+DISTRIBUTED_MODES = ("auto", "on", "off")
+ENV_PREFIX = "DG_JAX_"
+# Variables a Cloud TPU VM / GKE TPU pod sets; with --distributed=auto their presence means
+# "let jax.distributed.initialize() find the pod's coordinator, size and rank itself".
+TPU_ENV = ("TPU_WORKER_HOSTNAMES", "TPU_PROCESS_ADDRESSES", "TPU_WORKER_ID",
+           "TPU_ACCELERATOR_TYPE")
+
+
+def resolve_distributed(mode: str = "auto", coordinator_address: Optional[str] = None,
+                        num_processes: Optional[int] = None, process_id: Optional[int] = None,
+                        environ: Optional[Mapping[str, str]] = None) -> Optional[dict]:
+    """The keyword arguments for `jax.distributed.initialize`, or None for a single process.
+
+    Explicit values come from the flags, else from DG_JAX_COORDINATOR_ADDRESS,
+    DG_JAX_NUM_PROCESSES and DG_JAX_PROCESS_ID; all three must be given together (and then
+    num_processes=1 means a single process). Without them, mode 'auto' initialises with JAX's
+    own detection on a TPU VM (any of TPU_ENV set) and does nothing elsewhere; 'on' always lets
+    JAX detect the cluster (TPU metadata, SLURM, Open MPI, Kubernetes); 'off' never initialises.
+    """
+    if mode not in DISTRIBUTED_MODES:
+        raise ValueError(f"--distributed={mode!r}: choose one of {list(DISTRIBUTED_MODES)}")
+    env = os.environ if environ is None else environ
+
+    def pick(value, name, cast):
+        if value is not None and value != "":
+            return cast(value)
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw in (None, ""):
+            return None
+        try:
+            return cast(raw)
+        except ValueError as err:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {name}") from err
+
+    explicit = {"coordinator_address": pick(coordinator_address, "coordinator_address", str),
+                "num_processes": pick(num_processes, "num_processes", int),
+                "process_id": pick(process_id, "process_id", int)}
+    given = [k for k, v in explicit.items() if v is not None]
+    if mode == "off":
+        if given:
+            raise ValueError(f"--distributed=off but {given} given (flags or {ENV_PREFIX}* env)")
+        return None
+    if given:
+        missing = [k for k in explicit if explicit[k] is None]
+        if missing:
+            raise ValueError(f"multi-process launch needs --coordinator_address, --num_processes "
+                             f"and --process_id together (or {ENV_PREFIX}* env); missing "
+                             f"{['--' + k for k in missing]}")
+        n, i = explicit["num_processes"], explicit["process_id"]
+        if n < 1:
+            raise ValueError(f"--num_processes={n} must be >= 1")
+        if not 0 <= i < n:
+            raise ValueError(f"--process_id={i} must be in [0, {n}) for --num_processes={n}")
+        return None if n == 1 else explicit
+    if mode == "on" or any(k in env for k in TPU_ENV):
+        return {}
+    return None
+
+
+def initialize_distributed(kwargs: Optional[dict]) -> None:
+    """Calls jax.distributed.initialize(**kwargs) (nothing for None); must run before any other
+    JAX call. CPU processes talk through gloo collectives."""
+    if kwargs is None:
+        return
+    try:
+        if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except AttributeError:  # a jax without the option: CPU multi-process is not available
+        pass
+    jax.distributed.initialize(**kwargs)
+
+
+def put_global(array, sharding):
+    """A host array that every process holds whole -> a global array with `sharding` (each
+    process places only its own rows; works with one process or many)."""
+    array = np.asarray(array)
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])

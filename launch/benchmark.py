@@ -3,11 +3,15 @@
   python -m launch.benchmark --config=configs/cifar10_edm_dg.py --workdir=/tmp/bench
   python -m launch.benchmark --config=configs/cifar10_edm_dg.py:smoke --workdir=/tmp/bench_smoke
 
-Reports, on whatever devices JAX sees (the JSON says which): EDM Heun sampling images/s with and
-without DG at sample.batch_size (score model and discriminator as the config builds them, random
-weights where the config has no checkpoint), the DG overhead ratio, discriminator-training
-images/s, FID Inception feature images/s (random weights), and each compile time. On CPU the
-numbers only show the benchmark runs; compare speeds on accelerators.
+Reports, on whatever devices JAX sees (the JSON says which), for each compute dtype in
+--dtypes (default float32 and bfloat16; `dg_jax/pipelines/mixed_precision.py`): EDM Heun
+sampling images/s with and without DG at sample.batch_size (score model and discriminator as
+the config builds them, random weights where the config has no checkpoint), the DG overhead
+ratio and discriminator-training images/s, each with its compile time; the bfloat16 speed-up
+over float32; and FID Inception feature images/s (random weights, float32). The first dtype's
+numbers are also at the top level (`sampling_plain`, `sampling_dg`, `dg_overhead`,
+`disc_training`). On CPU the JSON says so in `note`: the numbers only show the benchmark runs
+(CPUs emulate much of bfloat16); compare speeds on accelerators.
 """
 import json
 import pathlib
@@ -21,7 +25,11 @@ config_flags.DEFINE_config_file("config", None, "config file (path[:variant])", 
 flags.DEFINE_string("workdir", None, "where benchmark.json goes")
 flags.DEFINE_integer("repeats", 3, "timed repetitions after the compile run")
 flags.DEFINE_integer("inception_batch", 0, "Inception batch (0: sample.batch_size)")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "compute dtypes to measure")
 flags.mark_flags_as_required(["config", "workdir"])
+
+CPU_NOTE = ("measured on CPU: these numbers only show that the benchmark runs; CPUs emulate "
+            "much of bfloat16 and say nothing about GPU/TPU throughput")
 
 
 def _time(fn, repeats):
@@ -37,54 +45,36 @@ def _time(fn, repeats):
     return first, (time.perf_counter() - t0) / repeats
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)
+def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
+    from dg_jax.metric_writers import log
+    from dg_jax.pipelines import dg_images
+
+    batch = latents.shape[0]
+    plain = dg_images.make_sampler(config, precond, params)
+    guided = dg_images.make_sampler(config, precond, params, disc.bind(disc.trainable),
+                                    config.dg.weight_1st)
+    out = {}
+    for name, fn in (("sampling_plain", plain), ("sampling_dg", guided)):
+        first, per = _time(lambda: fn(latents, labels), repeats)
+        out[name] = {"images_per_second": batch / per, "compile_seconds": first - per,
+                     "batch_size": batch, "steps": config.sampler.num_steps,
+                     "network_evaluations": 2 * config.sampler.num_steps - 1}
+        log(f"[benchmark] {tag} {name}: {batch / per:.1f} images/s (compile {first - per:.1f}s)")
+    out["dg_overhead"] = (out["sampling_plain"]["images_per_second"]
+                          / out["sampling_dg"]["images_per_second"])
+    return out
+
+
+def _disc_training(config, disc, mesh, repeats, tag):
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
-    from dg_jax.eval.benchmark_inception import inception_throughput
     from dg_jax.metric_writers import log
-    from dg_jax.parallel import data_sharding, make_mesh, replicate
-    from dg_jax.pipelines import dg_images, dg_images_models as M
+    from dg_jax.parallel import data_sharding, replicate
     from dg_jax.train.discriminator import make_train_step
     from dg_jax.train.state import TrainState, make_optimizer
 
-    config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    mesh = make_mesh()
-    device = jax.devices()[0]
-    out = {"device": device.device_kind, "platform": device.platform,
-           "num_devices": jax.device_count(), "config": config_flags.get_config_filename(
-               FLAGS["config"])}
-    batch = config.sample.batch_size
     d = config.data
-    shape = (batch, d.resolution, d.resolution, d.channels)
-    latents = jax.device_put(jax.random.normal(jax.random.PRNGKey(0), shape), data_sharding(mesh))
-    labels = None
-    if d.num_classes:
-        labels = jax.device_put(jnp.arange(batch) % d.num_classes, data_sharding(mesh))
-
-    if config.score.family == "edm":
-        if config.score.source == "train":
-            config.unlock()
-            config.score.source = "random"
-        precond, params = M.build_score_model(config)
-        disc = M.build_discriminator(config)
-        plain = dg_images.make_sampler(config, precond, params)
-        guided = dg_images.make_sampler(config, precond, params, disc.bind(disc.trainable),
-                                        config.dg.weight_1st)
-        for name, fn in (("sampling_plain", plain), ("sampling_dg", guided)):
-            first, per = _time(lambda: fn(latents, labels), FLAGS.repeats)
-            out[name] = {"images_per_second": batch / per, "compile_seconds": first - per,
-                         "batch_size": batch, "steps": config.sampler.num_steps,
-                         "network_evaluations": 2 * config.sampler.num_steps - 1}
-            log(f"[benchmark] {name}: {batch / per:.1f} images/s (compile {first - per:.1f}s)")
-        out["dg_overhead"] = (out["sampling_plain"]["images_per_second"]
-                              / out["sampling_dg"]["images_per_second"])
-
-    disc = M.build_discriminator(config)
     tx = make_optimizer("adam", 1e-4)
     state = replicate(TrainState.create(disc.trainable, tx, jax.random.PRNGKey(1)), mesh)
     step = jax.jit(make_train_step(disc.logit, tx), donate_argnums=0)
@@ -101,10 +91,69 @@ def main(argv):
         holder["state"], metrics = step(holder["state"], dbatch)
         return metrics["loss"]
 
-    first, per = _time(train_once, FLAGS.repeats)
-    out["disc_training"] = {"images_per_second": 2 * n / per, "compile_seconds": first - per,
-                            "batch_size": 2 * n}
-    log(f"[benchmark] disc training: {2 * n / per:.1f} images/s")
+    first, per = _time(train_once, repeats)
+    log(f"[benchmark] {tag} disc training: {2 * n / per:.1f} images/s")
+    return {"images_per_second": 2 * n / per, "compile_seconds": first - per,
+            "batch_size": 2 * n}
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    import jax
+    import jax.numpy as jnp
+
+    from dg_jax.eval.benchmark_inception import inception_throughput
+    from dg_jax.metric_writers import log
+    from dg_jax.models.precision import compute_dtype
+    from dg_jax.parallel import data_sharding, make_mesh
+    from dg_jax.pipelines import dg_images_models as M
+    from dg_jax.pipelines.mixed_precision import discriminator_in, score_model_in
+
+    config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
+    for dt in FLAGS.dtypes:
+        compute_dtype(dt, "--dtypes")
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = make_mesh()
+    device = jax.devices()[0]
+    out = {"device": device.device_kind, "platform": device.platform,
+           "num_devices": jax.device_count(), "config": config_flags.get_config_filename(
+               FLAGS["config"])}
+    if device.platform == "cpu":
+        out["note"] = CPU_NOTE
+        log(f"[benchmark] {CPU_NOTE}")
+    batch = config.sample.batch_size
+    d = config.data
+    shape = (batch, d.resolution, d.resolution, d.channels)
+    latents = jax.device_put(jax.random.normal(jax.random.PRNGKey(0), shape), data_sharding(mesh))
+    labels = None
+    if d.num_classes:
+        labels = jax.device_put(jnp.arange(batch) % d.num_classes, data_sharding(mesh))
+
+    edm = config.score.family == "edm"
+    if edm:
+        if config.score.source == "train":
+            config.unlock()
+            config.score.source = "random"
+        precond, params = M.build_score_model(config)
+    per_dtype = {}
+    for dt in FLAGS.dtypes:
+        disc_dtype = dt if config.disc.kind == "adm" else "float32"
+        disc = discriminator_in(config, disc_dtype)
+        entry = {"score_compute_dtype": dt if edm else None, "disc_compute_dtype": disc_dtype}
+        if edm:
+            entry.update(_sampling(config, score_model_in(precond, dt), params, disc, latents,
+                                   labels, FLAGS.repeats, dt))
+        entry["disc_training"] = _disc_training(config, disc, mesh, FLAGS.repeats, dt)
+        per_dtype[dt] = entry
+    out["compute_dtypes"] = per_dtype
+    out.update({k: v for k, v in per_dtype[FLAGS.dtypes[0]].items()
+                if k in ("sampling_plain", "sampling_dg", "dg_overhead", "disc_training")})
+    if "float32" in per_dtype and "bfloat16" in per_dtype:
+        f32, bf16 = per_dtype["float32"], per_dtype["bfloat16"]
+        keys = ["disc_training"] + (["sampling_plain", "sampling_dg"] if edm else [])
+        out["bfloat16_speedup"] = {k: bf16[k]["images_per_second"] / f32[k]["images_per_second"]
+                                   for k in keys}
 
     ib = FLAGS.inception_batch or batch
     ib = max(jax.device_count(), ib - ib % jax.device_count())

@@ -6,10 +6,20 @@
 A shard is written to a temporary file and renamed into place, so a killed job never leaves a
 partial shard; readers ignore temporary files. A missing shard is an error that names it.
 
+Multi-process runs write each shard as one part per process (no two processes touch a file):
+
+    DIR/samples_000000.part001of002.npz  {'images', 'labels' (optional), 'rows': int64 (m,)}
+
+`rows` are the part's positions inside the shard; readers put the parts back in that order, so
+the set reads exactly as the single-process one. The manifest then also holds "num_processes".
+
 API (stable; used by the image pipeline and `python -m launch.evaluate`):
 
     write_shard(dir, index, images_uint8_nhwc, labels=None) -> path   # atomic
     write_manifest(dir, num_samples=N, shard_size=S)                  # after all shards exist
+    write_part(dir, index, process, num_processes, images, labels, rows)  # multi-process, atomic
+    part_path(dir, index, process, num_processes), part_exists(...)
+    write_manifest(dir, num_samples=N, shard_size=S, num_processes=P)  # after all parts exist
     read_manifest(dir) -> dict        # ShardError if absent, incomplete or malformed
     iter_shards(dir) -> iterator of (images, labels or None), shard by shard
     read_shards(dir) -> (images[:num_samples], labels[:num_samples] or None)
@@ -27,6 +37,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 SHARD_PATTERN = "samples_{:06d}.npz"
+PART_PATTERN = "samples_{:06d}.part{:03d}of{:03d}.npz"
 MANIFEST = "manifest.json"
 
 
@@ -51,12 +62,15 @@ def write_shard(directory, index: int, images: np.ndarray, labels: Optional[np.n
     if labels is not None and np.shape(labels) != images.shape[:1]:
         raise ShardError(f"shard {index}: labels of shape {np.shape(labels)} for "
                          f"{images.shape[0]} images")
-    path = shard_path(directory, index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     arrays = {"images": images}
     if labels is not None:
         arrays["labels"] = np.asarray(labels, np.int32)
+    return _save_atomic(shard_path(directory, index), arrays)
+
+
+def _save_atomic(path: pathlib.Path, arrays: dict) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
         f.flush()
@@ -65,18 +79,56 @@ def write_shard(directory, index: int, images: np.ndarray, labels: Optional[np.n
     return path
 
 
-def write_manifest(directory, *, num_samples: int, shard_size: int) -> None:
-    """Records a complete shard set (after checking every shard is there)."""
+def part_path(directory, index: int, process: int, num_processes: int) -> pathlib.Path:
+    if not 0 <= process < num_processes:
+        raise ShardError(f"process {process} out of range for num_processes={num_processes}")
+    return pathlib.Path(directory) / PART_PATTERN.format(index, process, num_processes)
+
+
+def part_exists(directory, index: int, process: int, num_processes: int) -> bool:
+    return part_path(directory, index, process, num_processes).is_file()
+
+
+def write_part(directory, index: int, process: int, num_processes: int, images: np.ndarray,
+               labels: Optional[np.ndarray], rows: np.ndarray) -> pathlib.Path:
+    """Writes process `process`'s part of shard `index` atomically; `rows` are the positions
+    of its images inside the shard."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ShardError(f"shard images must be uint8 NHWC, got {images.dtype} {images.shape}")
+    if np.shape(rows) != images.shape[:1]:
+        raise ShardError(f"shard {index} part {process}: rows of shape {np.shape(rows)} for "
+                         f"{images.shape[0]} images")
+    arrays = {"images": images, "rows": np.asarray(rows, np.int64)}
+    if labels is not None:
+        if np.shape(labels) != images.shape[:1]:
+            raise ShardError(f"shard {index} part {process}: labels of shape "
+                             f"{np.shape(labels)} for {images.shape[0]} images")
+        arrays["labels"] = np.asarray(labels, np.int32)
+    return _save_atomic(part_path(directory, index, process, num_processes), arrays)
+
+
+def _shard_files(directory, index: int, num_processes: int) -> list[pathlib.Path]:
+    if num_processes == 1:
+        return [shard_path(directory, index)]
+    return [part_path(directory, index, p, num_processes) for p in range(num_processes)]
+
+
+def write_manifest(directory, *, num_samples: int, shard_size: int,
+                   num_processes: int = 1) -> None:
+    """Records a complete shard set (after checking every shard, or every part, is there)."""
     directory = pathlib.Path(directory)
     num_shards = -(-num_samples // shard_size)
-    missing = [shard_path(directory, i).name for i in range(num_shards)
-               if not shard_exists(directory, i)]
+    missing = [f.name for i in range(num_shards) for f in _shard_files(directory, i, num_processes)
+               if not f.is_file()]
     if missing:
         raise ShardError(f"{directory}: cannot write the manifest, missing shards {missing}")
-    with np.load(shard_path(directory, 0)) as first:
+    with np.load(_shard_files(directory, 0, num_processes)[0]) as first:
         image_shape = list(first["images"].shape[1:])
     manifest = {"num_samples": int(num_samples), "num_shards": num_shards,
                 "shard_size": int(shard_size), "image_shape": image_shape, "complete": True}
+    if num_processes != 1:
+        manifest["num_processes"] = int(num_processes)
     text = json.dumps(manifest, indent=2)
     final = directory / MANIFEST
     if final.is_file() and final.read_text() == text:
@@ -110,13 +162,23 @@ def read_manifest(directory) -> dict:
 def iter_shards(directory) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
     """Yields (images, labels) shard by shard, in order; errors name a missing shard."""
     manifest = read_manifest(directory)
+    num_processes = int(manifest.get("num_processes", 1))
     for i in range(manifest["num_shards"]):
-        path = shard_path(directory, i)
-        if not path.is_file():
-            raise ShardError(f"missing shard {path} (manifest lists {manifest['num_shards']})")
-        with np.load(path) as z:
-            images = z["images"]
-            labels = z["labels"] if "labels" in z.files else None
+        parts = []
+        for path in _shard_files(directory, i, num_processes):
+            if not path.is_file():
+                raise ShardError(f"missing shard {path} (manifest lists {manifest['num_shards']}"
+                                 f" shards of {num_processes} part(s))")
+            with np.load(path) as z:
+                parts.append({k: z[k] for k in z.files})
+        path = _shard_files(directory, i, 1)[0]
+        if num_processes == 1:
+            images, labels = parts[0]["images"], parts[0].get("labels")
+        else:
+            order = np.argsort(np.concatenate([q["rows"] for q in parts]), kind="stable")
+            images = np.concatenate([q["images"] for q in parts])[order]
+            labels = (np.concatenate([q["labels"] for q in parts])[order]
+                      if "labels" in parts[0] else None)
         if list(images.shape[1:]) != list(manifest["image_shape"]):
             raise ShardError(f"{path}: images of shape {images.shape[1:]}, manifest says "
                              f"{manifest['image_shape']}")

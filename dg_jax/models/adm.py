@@ -10,7 +10,8 @@ time embedding (`num_classes`, DG's `condition`), continuous time multiplied ins
 Fields keep the PyTorch constructors' names and meanings; `attention_resolutions` are
 downsample factors (1 = full resolution). `use_fp16` runs the torso's convolutions
 (input/middle/output blocks) in float16 with float32 parameters, GroupNorm, softmax and Linear
-layers in float32, like `convert_to_fp16`.
+layers in float32, like `convert_to_fp16`; `compute_dtype` ('bfloat16', ...) overrides it with
+the same split (see models/precision.py).
 Gradient checkpointing (`use_checkpoint`) changes memory only and is not a field here.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 
 from dg_jax.models.adm_blocks import (AttentionBlock, AttentionPool2d, Downsample, GroupNorm32,
                                       ResBlock, Upsample, conv2d, dense, timestep_embedding)
+from dg_jax.models.precision import compute_dtype as _compute_dtype
 
 POOLS = ("adaptive", "attention", "spatial", "spatial_v2")
 
@@ -36,6 +38,13 @@ def _time_embedding(timesteps, model_channels: int, time_scale: float):
     dim = 4 * model_channels
     emb = dense(dim, model_channels, name="time_embed_0")(emb)
     return dense(dim, dim, name="time_embed_2")(nn.silu(emb))
+
+
+def _network_dtype(module):
+    """The torso's dtype: `compute_dtype` when set, else float16 iff `use_fp16`."""
+    if module.compute_dtype is not None:
+        return _compute_dtype(module.compute_dtype, f"{type(module).__name__}.compute_dtype")
+    return jnp.float16 if module.use_fp16 else jnp.float32
 
 
 def _label_indices(y):
@@ -121,6 +130,7 @@ class UNetModel(nn.Module):
     use_scale_shift_norm: bool = False
     resblock_updown: bool = False
     use_new_attention_order: bool = False
+    compute_dtype: Optional[str] = None  # overrides use_fp16: 'float32', 'bfloat16', 'float16'
 
     @nn.compact
     def __call__(self, x, timesteps, y=None, *, train: bool = False):
@@ -129,7 +139,7 @@ class UNetModel(nn.Module):
         if x.shape[-1] != self.in_channels:
             raise ValueError(f"UNetModel expects {self.in_channels} input channels (NHWC), got "
                              f"input of shape {x.shape}")
-        dtype = jnp.float16 if self.use_fp16 else jnp.float32
+        dtype = _network_dtype(self)
         heads_up = self.num_heads if self.num_heads_upsample == -1 else self.num_heads_upsample
         emb = _time_embedding(timesteps, self.model_channels, 1.0)
         if self.num_classes is not None:
@@ -206,6 +216,7 @@ class EncoderUNetModel(nn.Module):
     pool: str = "adaptive"
     num_classes: Optional[int] = None
     time_scale: float = 1.0
+    compute_dtype: Optional[str] = None  # overrides use_fp16: 'float32', 'bfloat16', 'float16'
 
     @nn.compact
     def __call__(self, x, timesteps, y=None, *, train: bool = False, feature: bool = False):
@@ -216,7 +227,7 @@ class EncoderUNetModel(nn.Module):
         if x.shape[-1] != self.in_channels:
             raise ValueError(f"EncoderUNetModel expects {self.in_channels} input channels (NHWC), "
                              f"got input of shape {x.shape}")
-        dtype = jnp.float16 if self.use_fp16 else jnp.float32
+        dtype = _network_dtype(self)
         emb = _time_embedding(timesteps, self.model_channels, self.time_scale)
         if self.num_classes is not None:
             if y is None:

@@ -2,7 +2,9 @@
 
 Parameter names follow the PyTorch modules (`weight`, `bias`, `freqs`) so a checkpoint maps by
 name; layouts differ: convolution weights are HWIO (torch OIHW) and linear weights are
-(in, out) (torch (out, in)). Computation is float32 as EDM's non-fp16 path.
+(in, out) (torch (out, in)). Layers compute in their input's dtype with float32 parameters cast
+at use: float32 inputs give EDM's non-fp16 path; 16-bit inputs (the U-Nets' `compute_dtype`)
+accumulate convolutions and matmuls in float32 and normalise in float32 (see models/precision.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from dg_jax.models.precision import accumulation_dtype, stats_dtype
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -72,8 +76,10 @@ def _depthwise(x, kernel_2d, *, stride: int, padding: int, transpose: bool):
 
 
 def _conv(x, w, padding: int):
-    return lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), [(padding, padding)] * 2,
-                                    dimension_numbers=_DN)
+    out = lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), [(padding, padding)] * 2,
+                                   dimension_numbers=_DN,
+                                   preferred_element_type=accumulation_dtype(x.dtype))
+    return out.astype(x.dtype)
 
 
 class Linear(nn.Module):
@@ -87,7 +93,8 @@ class Linear(nn.Module):
     def __call__(self, x):
         fi, fo = self.in_features, self.out_features
         w = self.param("weight", self.init.initializer(fi, fo, self.init.weight), (fi, fo))
-        x = x @ w.astype(x.dtype)
+        x = jnp.matmul(x, w.astype(x.dtype),
+                       preferred_element_type=accumulation_dtype(x.dtype)).astype(x.dtype)
         if self.bias:
             b = self.param("bias", self.init.initializer(fi, fo, self.init.bias), (fo,))
             x = x + b.astype(x.dtype)
@@ -165,13 +172,13 @@ class GroupNorm(nn.Module):
         g = edm_num_groups(c, self.num_groups, self.min_channels_per_group)
         weight = self.param("weight", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
-        shape = x.shape
-        xg = x.reshape(shape[:-1] + (g, c // g))
+        shape, dt = x.shape, stats_dtype(x.dtype)  # 16-bit inputs normalise in float32
+        xg = x.astype(dt).reshape(shape[:-1] + (g, c // g))
         axes = tuple(range(1, xg.ndim - 2)) + (xg.ndim - 1,)
         mean = xg.mean(axis=axes, keepdims=True)
         var = jnp.square(xg - mean).mean(axis=axes, keepdims=True)
         xg = (xg - mean) * lax.rsqrt(var + self.eps)
-        return xg.reshape(shape) * weight.astype(x.dtype) + bias.astype(x.dtype)
+        return (xg.reshape(shape) * weight.astype(dt) + bias.astype(dt)).astype(x.dtype)
 
 
 class UNetBlock(nn.Module):
@@ -240,7 +247,9 @@ class UNetBlock(nn.Module):
             k = k / np.sqrt(co // heads)
             logits = jnp.einsum("nqhc,nkhc->nhqk", q.astype(jnp.float32), k.astype(jnp.float32))
             wts = jax.nn.softmax(logits, axis=-1).astype(q.dtype)
-            a = jnp.einsum("nhqk,nkhc->nqhc", wts, v).reshape(n, h, w, co)
+            a = jnp.einsum("nhqk,nkhc->nqhc", wts, v,
+                           preferred_element_type=accumulation_dtype(v.dtype))
+            a = a.astype(v.dtype).reshape(n, h, w, co)
             x = (Conv2d(co, co, 1, init=self.init_zero, name="proj")(a) + x) * self.skip_scale
         return x
 

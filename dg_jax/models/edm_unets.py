@@ -9,6 +9,9 @@ become `enc_<key>` / `dec_<key>` (e.g. torch `model.enc.32x32_conv` -> Flax `enc
 created in the ModuleDict's order, which the forward pass follows.
 Call: `net.apply({'params': p}, x, noise_labels, class_labels, augment_labels=None, train=False)`
 with x (B, H, W, C); dropout/label dropout draw from the 'dropout' rng when `train`.
+`compute_dtype` ('float32', 'bfloat16', 'float16'): activations, convolutions and matmuls in that
+dtype (float32 accumulation, normalisation and softmax; float32 parameters and noise/label
+embedding); the output has the input's dtype.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 
 from dg_jax.models.edm_layers import (Conv2d, FourierEmbedding, GroupNorm, Init, Linear,
                                       PositionalEmbedding, UNetBlock)
+from dg_jax.models.precision import compute_dtype as _dtype
 
 
 def _label_dropout(module: nn.Module, labels, rate: float, train: bool):
@@ -97,6 +101,7 @@ class SongUNet(nn.Module):
     encoder_type: str = "standard"
     decoder_type: str = "standard"
     resample_filter: tuple = (1, 1)
+    compute_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x, noise_labels, class_labels=None, augment_labels=None, train: bool = False):
@@ -129,6 +134,8 @@ class SongUNet(nn.Module):
                                name="map_augment")(augment_labels)
         emb = nn.silu(Linear(noise_channels, emb_channels, init=init, name="map_layer0")(emb))
         emb = nn.silu(Linear(emb_channels, emb_channels, init=init, name="map_layer1")(emb))
+        out_dtype, dt = x.dtype, _dtype(self.compute_dtype, "SongUNet.compute_dtype")
+        x, emb = x.astype(dt), emb.astype(dt)
 
         enc, dec = _song_layout(self.img_resolution, self.in_channels, self.out_channels,
                                 self.model_channels, tuple(self.channel_mult), self.num_blocks,
@@ -164,7 +171,7 @@ class SongUNet(nn.Module):
                 if x.shape[-1] != kw["in_channels"]:
                     x = jnp.concatenate([x, skips.pop()], axis=-1)
                 x = UNetBlock(**kw, **block_kwargs, name=name)(x, emb, train)
-        return aux
+        return aux.astype(out_dtype)
 
 
 class DhariwalUNet(nn.Module):
@@ -181,6 +188,7 @@ class DhariwalUNet(nn.Module):
     attn_resolutions: tuple = (32, 16, 8)
     dropout: float = 0.10
     label_dropout: float = 0.0
+    compute_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x, noise_labels, class_labels=None, augment_labels=None, train: bool = False):
@@ -205,6 +213,8 @@ class DhariwalUNet(nn.Module):
                                init=Init("kaiming_normal", weight=float(np.sqrt(self.label_dim))),
                                name="map_label")(tmp)
         emb = nn.silu(emb)
+        out_dtype, dt = x.dtype, _dtype(self.compute_dtype, "DhariwalUNet.compute_dtype")
+        x, emb = x.astype(dt), emb.astype(dt)
 
         attn = tuple(self.attn_resolutions)
         skips, cout = [], self.in_channels
@@ -237,7 +247,8 @@ class DhariwalUNet(nn.Module):
                 x = UNetBlock(cin, cout, attention=res in attn, **block_kwargs,
                               name=f"dec_{res}x{res}_block{idx}")(x, emb, train)
         x = GroupNorm(cout, name="out_norm")(x)
-        return Conv2d(cout, self.out_channels, 3, init=init_zero, name="out_conv")(nn.silu(x))
+        x = Conv2d(cout, self.out_channels, 3, init=init_zero, name="out_conv")(nn.silu(x))
+        return x.astype(out_dtype)
 
 
 UNET_CLASSES = {"SongUNet": SongUNet, "DhariwalUNet": DhariwalUNet}

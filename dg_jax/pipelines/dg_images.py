@@ -14,9 +14,7 @@ Stages (each resumable from the workdir; `config.stages` picks a subset):
 """
 from __future__ import annotations
 
-import json
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +26,9 @@ from dg_jax.data import shards
 from dg_jax.diffusion.processes import VP
 from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
 from dg_jax.metric_writers import log, make_writer
-from dg_jax.parallel import check_divisible, data_sharding, make_mesh, replicate
+from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
 from dg_jax.pipelines import dg_images_models as M
+from dg_jax.pipelines.sample_shards import write_sample_shards
 from dg_jax.samplers.edm import edm_sigma_steps
 from dg_jax.samplers.edm_gpp import edm_gpp_sample
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
@@ -116,6 +115,7 @@ def score_stage(config, workdir: pathlib.Path, real, mesh):
 
     def batch_fn(i):
         idx = np.random.default_rng([config.seed, 1, i]).integers(0, len(images), c.batch_size)
+        idx = idx[process_slice(c.batch_size)]  # this process's rows of the global batch
         batch = {"images": images[idx]}
         if num_classes:
             batch["labels"] = np.eye(num_classes, dtype=np.float32)[labels[idx]]
@@ -129,43 +129,6 @@ def score_stage(config, workdir: pathlib.Path, real, mesh):
 
 
 # ------------------------------------------------------------------------------------- sampling
-def _latents_and_labels(config, key, batch):
-    shape = (batch, config.data.resolution, config.data.resolution, config.data.channels)
-    k_lat, k_lab = jax.random.split(key)
-    latents = jax.random.normal(k_lat, shape)
-    labels = None
-    if config.data.num_classes:
-        labels = jax.random.randint(k_lab, (batch,), 0, config.data.num_classes)
-    return latents, labels
-
-
-def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batch: int,
-                        shard_size: int, key, mesh, name: str) -> None:
-    """Samples `num` images into numbered shards; existing complete shards are skipped, so an
-    interrupted run resumes where it stopped. Shard i's batches use fold_in(key, i * k + j)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    num_shards = -(-num // shard_size)
-    sharding = data_sharding(mesh)
-    t0 = time.perf_counter()
-    for s in range(num_shards):
-        if shards.shard_exists(out_dir, s):
-            continue
-        images, labels = [], []
-        for j in range(shard_size // batch):
-            lat, lab = _latents_and_labels(config, jax.random.fold_in(key, s * 100003 + j), batch)
-            lat = jax.device_put(lat, sharding)
-            x = sample_fn(lat, None if lab is None else jax.device_put(lab, sharding))
-            images.append(shards.to_uint8(np.asarray(jax.device_get(x))))
-            if lab is not None:
-                labels.append(np.asarray(lab))
-        n = min(shard_size, num - s * shard_size)
-        shards.write_shard(out_dir, s, np.concatenate(images)[:n],
-                           np.concatenate(labels)[:n] if labels else None)
-        log(f"[{name}] shard {s + 1}/{num_shards} ({(s + 1) * shard_size} images, "
-            f"{time.perf_counter() - t0:.1f}s)")
-    shards.write_manifest(out_dir, num_samples=num, shard_size=shard_size)
-
-
 def make_sampler(config, precond, score_params, logit_fn=None, dg_weight: float = 0.0):
     """jit(latents, labels) -> samples: EDM Heun (dg_weight 0) or EDM-G++."""
     sigmas = sigma_table(config, precond)
@@ -244,8 +207,9 @@ def disc_stage(config, workdir, real, mesh):
 
     def batch_fn(i):
         rng = np.random.default_rng([config.seed, 2, i])
-        ri = rng.integers(0, len(images), c.batch_size)
-        fi = rng.integers(0, len(fake), c.batch_size)
+        rows = process_slice(c.batch_size)  # this process's rows of the global batch
+        ri = rng.integers(0, len(images), c.batch_size)[rows]
+        fi = rng.integers(0, len(fake), c.batch_size)[rows]
         batch = {"real": images[ri], "fake": fake[fi]}
         if conditional:
             batch["real_labels"], batch["fake_labels"] = labels[ri], fake_labels[fi]

@@ -13,7 +13,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dg_jax.diffusion.iddpm import diffusion_from_flags, model_timesteps
 from dg_jax.guidance.discriminator import dg_cond_fn, log_ratio_from_logit, sum_cond_fns

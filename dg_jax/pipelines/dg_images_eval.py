@@ -5,7 +5,6 @@ import json
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dg_jax.data import shards
@@ -45,9 +44,9 @@ def _batches(images, size):
 
 def path_log_ratios(config, sampler_factory, precond, score_params, disc, disc_params, n: int):
     """Mean discriminator log ratio per sampling step, with and without DG (DG's Fig. 7)."""
-    from dg_jax.pipelines.dg_images import _latents_and_labels
+    from dg_jax.pipelines.sample_shards import latents_and_labels
 
-    lat, lab = _latents_and_labels(config, jax.random.PRNGKey(config.seed + 99), n)
+    lat, lab = latents_and_labels(config, jax.random.PRNGKey(config.seed + 99), n)
     curves = {}
     for name, weight in (("no_dg", 0.0), ("dg", config.dg.weight_1st)):
         fn = sampler_factory(config, precond, score_params, disc.bind(disc_params), weight)

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +68,12 @@ def build_score_model(config):
     if precond.label_dim != d.num_classes:
         raise ValueError(f"score model has label_dim={precond.label_dim} but data.num_classes="
                          f"{d.num_classes}")
+    dtype = s.get("compute_dtype", "float32")
+    if dtype != "float32":  # bfloat16 compute, float32 parameters and sampler state
+        from dg_jax.models.precision import compute_dtype as check_dtype
+
+        check_dtype(dtype, "score.compute_dtype")
+        precond = dataclasses.replace(precond, model=precond.model.clone(compute_dtype=dtype))
     return precond, params
 
 
@@ -84,8 +89,14 @@ class Discriminator:
         return lambda x_vp, tau, labels=None: self.logit(trainable, x_vp, tau, labels)
 
 
-def build_discriminator(config) -> Discriminator:
+def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discriminator:
+    """The discriminator of config.disc; `compute_dtype` (default disc.compute_dtype, else
+    float32) sets the ADM classifier's and head's compute dtype (the 'conv' kind is float32)."""
     c, d = config.disc, config.data
+    dtype = compute_dtype or c.get("compute_dtype", "float32")
+    if c.kind != "adm" and dtype != "float32":
+        raise ValueError(f"disc.compute_dtype={dtype!r}: disc.kind={c.kind!r} has no compute "
+                         "dtype; use disc.kind='adm' or float32")
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 13)
     x = jnp.zeros((1, d.resolution, d.resolution, d.channels))
     t = jnp.zeros((1,))
@@ -120,6 +131,9 @@ def build_discriminator(config) -> Discriminator:
         head_flags = c.head_flags.to_dict()
         if c.conditional:
             head_flags["condition"] = True
+        if dtype != "float32":
+            classifier = classifier.clone(compute_dtype=dtype)
+            head_flags["compute_dtype"] = dtype
         disc = DGDiscriminator(classifier, classifier_from_flags(head_flags, dg_time=True))
         head = disc.init_head(jax.random.fold_in(key, 1))
 

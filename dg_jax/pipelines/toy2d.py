@@ -28,7 +28,7 @@ from dg_jax.guidance.discriminator import (dg_correction_fn, exact_log_ratio_cor
                                            guide_denoiser, validate_window)
 from dg_jax.metric_writers import log, make_writer
 from dg_jax.models.mlp import TimeMLP
-from dg_jax.parallel import check_divisible, data_sharding, make_mesh, process_slice
+from dg_jax.parallel import check_divisible, data_sharding, gather, make_mesh, process_slice
 from dg_jax.samplers.edm import edm_sigma_steps, get_sampler
 from dg_jax.toy.gmm import GaussianMixture, log_ratio
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
@@ -85,7 +85,7 @@ def sample_in_batches(sample_fn, key, num: int, batch: int, dim: int, mesh):
     for i in range((num + batch - 1) // batch):
         latents = jax.random.normal(jax.random.fold_in(key, i), (batch, dim))
         latents = jax.device_put(latents, sharding)
-        out.append(np.asarray(jax.device_get(sample_fn(latents))))
+        out.append(gather(sample_fn(latents)))
     return np.concatenate(out)[:num]
 
 
@@ -218,14 +218,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                "log_ratio_rmse": log_ratio_rmse(config, real, wrong, disc, disc_params)}
     log(f"[eval] gap_closed_dg={results['gap_closed_dg']:.4f} "
         f"gap_closed_exact={results['gap_closed_exact']:.4f}")
+    # every process runs the (sharded) trajectory samplers; process 0 writes the files
+    traj = {name: gather(traj_samplers[name](jax.random.normal(key, (e.batch_size, 2)))[1])
+            for name in ROWS}
     if jax.process_index() == 0:
         tmp = workdir / "results.json.tmp"
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(workdir / "results.json")
         from dg_jax.pipelines.toy2d_plot import plot_toy2d
 
-        traj = {name: np.asarray(jax.device_get(traj_samplers[name](
-            jax.random.normal(key, (e.batch_size, 2)))[1])) for name in ROWS}
         plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real, wrong, disc, disc_params)
         log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy2d.png'}")
     return results

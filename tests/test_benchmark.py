@@ -1,0 +1,41 @@
+"""`python -m launch.benchmark` at the :smoke size on CPU: runs, writes the JSON, says it is CPU.
+A smoke test only: no timing is asserted."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_smoke_float32_and_bfloat16(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-m", "launch.benchmark", "--config=configs/cifar10_edm_dg.py:smoke",
+         f"--workdir={tmp_path}", "--repeats=1", "--inception_batch=8",
+         "--dtypes=float32,bfloat16"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert result["platform"] == "cpu" and "CPU" in result["note"]
+    assert set(result["compute_dtypes"]) == {"float32", "bfloat16"}
+    for dt, entry in result["compute_dtypes"].items():
+        assert entry["score_compute_dtype"] == dt and entry["disc_compute_dtype"] == dt
+        for key in ("sampling_plain", "sampling_dg", "disc_training"):
+            assert entry[key]["images_per_second"] > 0, (dt, key)
+        assert entry["sampling_plain"]["network_evaluations"] == 5  # 3 Heun steps
+        assert entry["dg_overhead"] > 0
+    assert result["sampling_plain"] == result["compute_dtypes"]["float32"]["sampling_plain"]
+    assert set(result["bfloat16_speedup"]) == {"disc_training", "sampling_plain", "sampling_dg"}
+    assert result["inception_features"]["images_per_second"] > 0
+
+
+def test_benchmark_rejects_unknown_dtype(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "launch.benchmark", "--config=configs/cifar10_edm_dg.py:smoke",
+         f"--workdir={tmp_path}", "--dtypes=float32,fp8"],
+        cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+        timeout=300)
+    assert out.returncode != 0
+    assert "--dtypes='fp8'" in out.stderr
