@@ -126,3 +126,27 @@ def test_unknown_compute_dtype_names_the_field():
         jax.eval_shape(lambda: classifier_from_flags({**CLASSIFIER, "compute_dtype": "half"}).init(
             jax.random.PRNGKey(0), x, t))
     assert compute_dtype("bfloat16") == jnp.bfloat16
+
+
+def test_pipeline_config_fields_select_the_compute_dtype():
+    """score.compute_dtype / disc.compute_dtype reach the networks the DG pipeline builds; the
+    bfloat16 denoiser stays close to the float32 one and the conv discriminator refuses it."""
+    from configs.digits_dg import get_config
+    from dg_jax.pipelines import dg_images_models as M
+
+    config = get_config("smoke")
+    config.score.source = "random"
+    precond32, params = M.build_score_model(config)
+    config.score.compute_dtype = "bfloat16"
+    precond16, params16 = M.build_score_model(config)
+    assert precond16.model.compute_dtype == "bfloat16"
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 1))
+    sigma = jnp.full((4,), 0.7)
+    labels = jax.nn.one_hot(jnp.arange(4), 10)
+    a = precond32(params, x, sigma, labels)
+    b = precond16(params16, x, sigma, labels)
+    assert b.dtype == jnp.float32
+    assert _rel_err(b, a) < 0.05
+    config.disc.compute_dtype = "bfloat16"
+    with pytest.raises(ValueError, match="disc.compute_dtype"):
+        M.build_discriminator(config)

@@ -5,6 +5,7 @@ PIPELINES = {
     "toy2d": "dg_jax.pipelines.toy2d:run",
     "diffusion_gan": "dg_jax.pipelines.diffusion_gan:run",
     "dg_images": "dg_jax.pipelines.dg_images:run",
+    "guidance_train": "dg_jax.pipelines.guidance_train:run",
 }
 
 

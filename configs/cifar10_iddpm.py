@@ -1,0 +1,50 @@
+"""Improved DDPM on CIFAR-10 (Nichol & Dhariwal 2021; openai/improved-diffusion's CIFAR-10 flags):
+
+  --image_size 32 --num_channels 128 --num_res_blocks 3 --learn_sigma True --dropout 0.3
+  --diffusion_steps 4000 --noise_schedule cosine --lr 1e-4 --batch_size 128  (EMA 0.9999)
+
+i.e. the hybrid loss L_simple + lambda L_vlb with lambda = 0.001 (improved-diffusion's default
+rescale_learned_sigmas=True: the sampled stop-gradient VLB term is scaled by T / 1000), with
+uniform t and learned-range variance; the paper trains 500K steps.
+The ':kl' variant trains L_vlb alone with importance sampling of t (use_kl, loss-second-moment),
+the paper's best log-likelihood setting.
+
+Data: CIFAR-10's 50,000 training images as an .npz (`arr_0` uint8 NHWC, e.g. DG's
+true_data.npz layout); nothing is downloaded at run time.
+  python -m launch.main --config=configs/cifar10_iddpm.py --workdir=/tmp/cifar10_iddpm \
+      --config.data.path=cifar10_train.npz
+  python -m launch.main --config=configs/cifar10_iddpm.py:kl --workdir=/tmp/cifar10_iddpm_kl \
+      --config.data.path=cifar10_train.npz
+Smoke (tiny network, random 8x8 data, seconds): --config=configs/cifar10_iddpm.py:smoke
+(or :kl,smoke). Checkpoints (params, EMA, optimiser, the loss-history of importance sampling)
+are in DIR/checkpoints/score and resume automatically.
+"""
+import ml_collections
+
+from configs.guidance_defaults import base_config, diffusion_fields, train_fields, unet_fields
+from configs.guidance_smoke import apply_smoke
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    variants = set(filter(None, arg.split(",")))
+    unknown = variants - {"kl", "smoke"}
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)} of configs/cifar10_iddpm.py; use "
+                         "'kl', 'smoke' or 'kl,smoke'")
+    config = base_config()
+    config.stages = ("score",)
+    config.data = dict(source="npz", path="cifar10_train.npz", resolution=32, channels=3,
+                       num_classes=10, holdout=0)
+    config.score.class_cond = False
+    config.score.unet = unet_fields(model_channels=128, num_res_blocks=3,
+                                    channel_mult=[1, 2, 2, 2], attention_resolutions=[16, 8],
+                                    num_heads=4, dropout=0.3, use_scale_shift_norm=True)
+    config.score.diffusion = diffusion_fields(diffusion_steps=4000, noise_schedule="cosine",
+                                              learn_sigma=True, use_kl="kl" in variants,
+                                              rescale_learned_sigmas=True)
+    config.score.schedule_sampler = "loss-second-moment" if "kl" in variants else "uniform"
+    config.score.train = train_fields(num_steps=500_000, batch_size=128, learning_rate=1e-4,
+                                      ema_decay=0.9999, log_every=500, checkpoint_every=10_000)
+    if "smoke" in variants:
+        apply_smoke(config)
+    return config

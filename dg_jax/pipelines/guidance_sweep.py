@@ -1,0 +1,120 @@
+"""The guidance-weight sweeps of configs/digits_guidance.py: classifier guidance (CG) and
+classifier-free guidance (CFG) from one class-conditional model trained with label dropout.
+
+- CFG at weight w: eps = (1 + w) eps(x, y) - w eps(x, null) (w = 0: the conditional model).
+- CG at weight w (sweep.cg_base='unconditional', the default): the model's unconditional branch
+  (null label) plus w * grad log p_phi(y | x_t) of the noisy classifier, as a mean shift for
+  DDPM (an eps shift for DDIM); w = 0 is the unconditional model. 'conditional' guides the
+  conditional branch instead, as ADM does with its conditional models.
+Every weight samples from the same latents and the same balanced labels. Samples are quantised
+to uint8 and scored by a digits classifier trained with a different seed from everything else:
+accuracy = how often it recognises the requested class; fd = Fréchet distance of its features
+against all real digits.
+"""
+from __future__ import annotations
+
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dg_jax.data.digits import float_to_uint8, load_digits_uint8
+from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
+from dg_jax.eval.fid import fid_from_features
+from dg_jax.guidance.cfg import cfg_model_fn, classifier_guidance_cond_fn, null_labels_like
+from dg_jax.metric_writers import log
+from dg_jax.parallel import data_sharding
+from dg_jax.pipelines import guidance_models as GM
+from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
+
+SAMPLERS = ("ddpm", "ddim")
+CG_BASES = ("unconditional", "conditional")
+
+
+def make_guided_sampler(config, unet, params, clf, clf_params, method: str):
+    """jit(latents, labels, rng, weight) -> samples for method 'cg' or 'cfg' (weight traced, so
+    one compilation serves the whole sweep)."""
+    sw, d = config.sweep, config.data
+    if sw.sampler not in SAMPLERS:
+        raise ValueError(f"unknown sweep.sampler {sw.sampler!r}; choose one of {list(SAMPLERS)}")
+    if sw.cg_base not in CG_BASES:
+        raise ValueError(f"unknown sweep.cg_base {sw.cg_base!r}; choose one of {list(CG_BASES)}")
+    diffusion = GM.make_diffusion(config.score.diffusion, respacing=sw.respacing)
+    null = d.num_classes
+
+    def model_fn(x, t, y):
+        return unet.apply({"params": params}, x, t, y)
+
+    def run(latents, labels, rng, weight):
+        if method == "cfg":
+            fn = cfg_model_fn(model_fn, weight, null, learned_variance=diffusion.learns_variance)
+            cond_fn = None
+        elif method == "cg":
+            if sw.cg_base == "unconditional":
+                fn = lambda x, t, y: model_fn(x, t, null_labels_like(y, null))  # noqa: E731
+            else:
+                fn = model_fn
+            cond_fn = classifier_guidance_cond_fn(
+                lambda x, t: clf.apply({"params": clf_params}, x, t), weight)
+        else:
+            raise ValueError(f"unknown guidance method {method!r}")
+        if sw.sampler == "ddpm":
+            return ddpm_sample(diffusion, fn, latents, y=labels, rng=rng, cond_fn=cond_fn)
+        return ddim_sample(diffusion, fn, latents, y=labels, cond_fn=cond_fn)
+
+    return jax.jit(run)
+
+
+def score_samples(scorer, samples_u8, labels, real_feats) -> dict:
+    apply_fn, params = scorer
+    logits, feats = digits_features(apply_fn, params, samples_u8)
+    return {"accuracy": float(np.mean(np.argmax(logits, -1) == labels)),
+            "fd": fid_from_features(feats, real_feats)}
+
+
+def sweep_stage(config, workdir, mesh, unet, params, clf, clf_params, real_images) -> dict:
+    sw, d = config.sweep, config.data
+    t0 = time.perf_counter()
+    apply_fn, scorer_params, scorer_acc = train_digits_classifier(
+        d.resolution, seed=sw.scorer_seed, steps=sw.scorer_steps)
+    log(f"[sweep] scoring classifier (seed {sw.scorer_seed}): train accuracy {scorer_acc:.4f} "
+        f"({time.perf_counter() - t0:.1f}s)")
+    real_u8, _ = load_digits_uint8(d.resolution)
+    _, real_feats = digits_features(apply_fn, scorer_params, real_u8)
+    sharding = data_sharding(mesh)
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 51)
+    n, b = sw.num_samples, sw.batch_size
+    labels_all = np.arange(n, dtype=np.int32) % d.num_classes
+    results = {"scorer_train_accuracy": scorer_acc}
+    grids = {}
+    for method, weights in (("cg", sw.cg_weights), ("cfg", sw.cfg_weights)):
+        sampler = make_guided_sampler(config, unet, params, clf, clf_params, method)
+        rows = []
+        for w in sorted(float(x) for x in weights):
+            t1 = time.perf_counter()
+            chunks = []
+            for i in range(0, n, b):
+                k = jax.random.fold_in(key, i)
+                shape = (b,) + real_images.shape[1:]
+                latents = jax.device_put(jax.random.normal(jax.random.fold_in(k, 0), shape),
+                                         sharding)
+                lab = jax.device_put(jnp.asarray(labels_all[i:i + b]), sharding)
+                x = sampler(latents, lab, jax.random.fold_in(k, 1), jnp.float32(w))
+                chunks.append(np.asarray(jax.device_get(x)))
+            samples = float_to_uint8(np.concatenate(chunks)[:n])
+            row = {"weight": w, **score_samples((apply_fn, scorer_params), samples,
+                                                labels_all, real_feats)}
+            rows.append(row)
+            grids[(method, w)] = samples[:2 * d.num_classes]
+            log(f"[sweep] {method} w={w:g}: accuracy={row['accuracy']:.4f} fd={row['fd']:.4f} "
+                f"({time.perf_counter() - t1:.1f}s)")
+        results[method] = rows
+    if jax.process_index() == 0:
+        from dg_jax.pipelines.guidance_plot import plot_tradeoff
+
+        path = pathlib.Path(workdir) / "guidance.png"
+        plot_tradeoff(path, results, grids, d.num_classes)
+        log(f"[sweep] wrote {path}")
+    return results

@@ -1,0 +1,44 @@
+"""Noisy classifier training for classifier guidance (Dhariwal & Nichol 2021, classifier_train.py).
+
+The classifier (guided-diffusion's EncoderUNetModel) sees x_t = q_sample(x_0, t, noise) at
+t drawn uniformly over every step of the diffusion process, is called with the model timestep
+(`model_timesteps`, as the sampler will call it) and is trained with cross entropy on the label.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dg_jax.diffusion.iddpm import DiscreteDiffusion, model_timesteps, q_sample
+from dg_jax.train.state import TrainState
+
+
+def noisy_classifier_loss(params, logits_fn: Callable, diffusion: DiscreteDiffusion, x_start,
+                          labels, key):
+    """Mean cross entropy of logits_fn(params, x_t, t_model, dropout_key) at uniform t; returns
+    (loss, metrics{'loss', 'accuracy'})."""
+    k_t, k_noise, k_model = jax.random.split(key, 3)
+    t = jax.random.randint(k_t, (x_start.shape[0],), 0, diffusion.num_timesteps)
+    x_t = q_sample(diffusion, x_start, t, jax.random.normal(k_noise, x_start.shape, x_start.dtype))
+    logits = logits_fn(params, x_t, model_timesteps(diffusion, t), k_model)
+    loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
+def make_noisy_classifier_step(logits_fn: Callable, diffusion: DiscreteDiffusion,
+                               tx: optax.GradientTransformation):
+    """(TrainState, batch{'images', 'labels'}) -> (TrainState, metrics)."""
+
+    def train_step(state: TrainState, batch):
+        (_, metrics), grads = jax.value_and_grad(noisy_classifier_loss, has_aux=True)(
+            state.params, logits_fn, diffusion, batch["images"], batch["labels"],
+            state.step_key())
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
