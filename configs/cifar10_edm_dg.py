@@ -55,6 +55,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                                        classifier_resblock_updown=True,
                                        classifier_pool="attention", out_channels=1,
                                        in_channels=512),
+                       # precompute_draws=K: frozen features of K (tau, noise) draws per image,
+                       # computed once; the head then trains on them (0: fresh draws each step)
+                       precompute_draws=0,
                        time_sampling="importance", t_min=1e-5, optimizer="adam",
                        learning_rate=3e-4, batch_size=128, num_steps=60 * 782,
                        log_every=500, checkpoint_every=5000)

@@ -47,25 +47,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(workdir: pathlib.Path, num_processes: int, timeout: float = 420.0):
-    port = _free_port()
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
-    env.pop("XLA_FLAGS", None)  # conftest's fake-device count is set by each worker itself
-    procs = [subprocess.Popen([sys.executable, __file__, str(workdir), str(num_processes), str(i),
-                               str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-             for i in range(num_processes)]
-    outputs = []
+def _run_processes(cmd, num_processes: int, env: dict, timeout: float = 600.0) -> list[str]:
+    """Starts cmd(i) for i < num_processes, waits for all, asserts they succeeded; outputs."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen(cmd(i), cwd=root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
     try:
-        for p in procs:
-            outputs.append(p.communicate(timeout=timeout)[0])
+        outs = [p.communicate(timeout=timeout)[0] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for i, (p, out) in enumerate(zip(procs, outputs)):
-        assert p.returncode == 0, f"process {i}/{num_processes} failed:\n{out[-4000:]}"
-    return outputs
+    for i, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f"process {i} of {num_processes} failed:\n{out[-4000:]}"
+    return outs
+
+
+def _launch(workdir: pathlib.Path, num_processes: int):
+    port = _free_port()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+    env.pop("XLA_FLAGS", None)  # conftest's fake-device count is set by each worker itself
+    return _run_processes(lambda i: [sys.executable, __file__, str(workdir), str(num_processes),
+                                     str(i), str(port)], num_processes, env)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +131,6 @@ def test_each_process_writes_its_own_shard_parts(runs):
 def _main_on_processes(config: str, workdir: pathlib.Path, num_processes: int) -> list[str]:
     """Runs `launch.main --config=CONFIG` as `num_processes` CPU processes with 4 devices in all
     (coordinator flags when more than one); returns each process's output."""
-    root = pathlib.Path(__file__).resolve().parents[1]
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(4 // num_processes)}
     env.pop("XLA_FLAGS", None)
@@ -140,17 +142,7 @@ def _main_on_processes(config: str, workdir: pathlib.Path, num_processes: int) -
         return [sys.executable, "-m", "launch.main", f"--config={config}",
                 f"--workdir={workdir}", *extra]
 
-    procs = [subprocess.Popen(cmd(i), cwd=root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
-    try:
-        outs = [p.communicate(timeout=600)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for i, (p, out) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, f"launch.main process {i} of {num_processes} failed:\n{out[-4000:]}"
-    return outs
+    return _run_processes(cmd, num_processes, env)
 
 
 def test_launch_main_two_processes_matches_one(tmp_path):

@@ -41,12 +41,19 @@ class DGDiscriminator:
         for a conditional head; `train`/`rng` enable the head's dropout."""
         tau = jnp.broadcast_to(jnp.asarray(tau), x_vp.shape[:1])
         feats = self.features(params, x_vp, tau)
+        return self.head_logit(params["head"], feats, tau, labels, train=train, rng=rng)
+
+    def head_logit(self, head_params: Mapping, feats, tau, labels=None, *, train: bool = False,
+                   rng: Optional[jax.Array] = None):
+        """The head alone on (precomputed) classifier features: logit = head_logit(head,
+        features(x_vp, tau), tau, labels)."""
+        tau = jnp.broadcast_to(jnp.asarray(tau), feats.shape[:1])
         if self.head.num_classes is None:
             labels = None
         elif labels is None:
             raise ValueError("this DG discriminator head is class-conditional: pass labels")
         rngs = {"dropout": rng} if rng is not None else None
-        out = self.head.apply(params["head"], feats, tau, labels, train=train, rngs=rngs)
+        out = self.head.apply(head_params, feats, tau, labels, train=train, rngs=rngs)
         return out.reshape(-1)
 
     def prob(self, params: Mapping, x_vp, tau, labels=None, **kwargs):

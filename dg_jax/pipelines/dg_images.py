@@ -200,26 +200,66 @@ def disc_stage(config, workdir, real, mesh):
     if resumed:
         log(f"[disc] resumed from step {int(state.step)}")
     state = replicate(state, mesh)
-    step = jax.jit(make_train_step(disc.logit, tx, process=DG_PROCESS,
-                                   time_sampling=c.time_sampling, t_min=c.t_min),
-                   donate_argnums=0)
     conditional = bool(c.conditional)
+    draws = int(c.get("precompute_draws", 0))
+    if draws:
+        step, batch_fn = _precomputed_head_training(config, disc, tx, real, (fake, fake_labels),
+                                                    draws)
+    else:
+        step = jax.jit(make_train_step(disc.logit, tx, process=DG_PROCESS,
+                                       time_sampling=c.time_sampling, t_min=c.t_min),
+                       donate_argnums=0)
 
-    def batch_fn(i):
-        rng = np.random.default_rng([config.seed, 2, i])
-        rows = process_slice(c.batch_size)  # this process's rows of the global batch
-        ri = rng.integers(0, len(images), c.batch_size)[rows]
-        fi = rng.integers(0, len(fake), c.batch_size)[rows]
-        batch = {"real": images[ri], "fake": fake[fi]}
-        if conditional:
-            batch["real_labels"], batch["fake_labels"] = labels[ri], fake_labels[fi]
-        return batch
+        def batch_fn(i):
+            rng = np.random.default_rng([config.seed, 2, i])
+            rows = process_slice(c.batch_size)  # this process's rows of the global batch
+            ri = rng.integers(0, len(images), c.batch_size)[rows]
+            fi = rng.integers(0, len(fake), c.batch_size)[rows]
+            batch = {"real": images[ri], "fake": fake[fi]}
+            if conditional:
+                batch["real_labels"], batch["fake_labels"] = labels[ri], fake_labels[fi]
+            return batch
 
     state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
                        checkpoint_every=c.checkpoint_every, log_every=c.log_every,
                        writer=make_writer(workdir, "disc", config.tensorboard), name="disc")
     ckpt.close()
     return disc, state.params
+
+
+def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
+    """(train step, batch_fn) of the head on frozen classifier features computed once for
+    `draws` (tau, noise) draws of every real and generated image (disc.precompute_draws)."""
+    from dg_jax.train.precomputed_features import make_head_train_step, precompute_features
+
+    c = config.disc
+    if disc.features is None:
+        raise ValueError(f"disc.precompute_draws={draws} needs a discriminator with frozen "
+                         f"features (disc.kind='adm'); disc.kind={c.kind!r} has none")
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 14)
+    pools = []  # filled at the first batch, so a finished (resumed) run computes nothing
+    step = jax.jit(make_head_train_step(disc.head_logit, tx), donate_argnums=0)
+    targets = np.concatenate([np.ones(c.batch_size), np.zeros(c.batch_size)]).astype(np.float32)
+
+    def batch_fn(i):
+        if not pools:
+            pools.extend(precompute_features(
+                disc.features, images, jax.random.fold_in(key, k), num_draws=draws,
+                process=DG_PROCESS, time_sampling=c.time_sampling, t_min=c.t_min,
+                batch_size=config.generate.batch_size, name=f"disc {name}")
+                for k, (name, (images, _)) in enumerate((("real", real), ("fake", fake))))
+        rng = np.random.default_rng([config.seed, 2, i])
+        picks = [rng.integers(0, len(p["tau"]), c.batch_size) for p in pools]
+        rows = process_slice(2 * c.batch_size)  # this process's rows of the global batch
+        batch = {"feats": np.concatenate([p["feats"][j] for p, j in zip(pools, picks)])[rows],
+                 "tau": np.concatenate([p["tau"][j] for p, j in zip(pools, picks)])[rows],
+                 "targets": targets[rows]}
+        if c.conditional:
+            batch["labels"] = np.concatenate([lab[p["index"][j]] for p, j, (_, lab)
+                                              in zip(pools, picks, (real, fake))])[rows]
+        return batch
+
+    return step, batch_fn
 
 
 # ------------------------------------------------------------------------------------------ run

@@ -80,10 +80,14 @@ def build_score_model(config):
 @dataclasses.dataclass
 class Discriminator:
     """logit(trainable, x_vp, tau, labels) with frozen parts closed over; `trainable` is the
-    initial value of what the optimiser updates."""
+    initial value of what the optimiser updates. A frozen-feature discriminator (DG's ADM kind)
+    also has features(x_vp, tau) and head_logit(trainable, feats, tau, labels), with
+    logit = head_logit(trainable, features(x_vp, tau), tau, labels), for precomputation."""
 
     logit: Callable
     trainable: Any
+    features: Optional[Callable] = None
+    head_logit: Optional[Callable] = None
 
     def bind(self, trainable):
         return lambda x_vp, tau, labels=None: self.logit(trainable, x_vp, tau, labels)
@@ -140,7 +144,10 @@ def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discrimi
         def logit(head_params, x_vp, tau, labels=None):
             return disc.logit({"classifier": c_params, "head": head_params}, x_vp, tau, labels)
 
-        return Discriminator(logit, head)
+        def features(x_vp, tau):
+            return disc.features({"classifier": c_params}, x_vp, tau)
+
+        return Discriminator(logit, head, features, disc.head_logit)
     raise ValueError(f"unknown disc.kind {c.kind!r}; choose 'conv' or 'adm'")
 
 

@@ -75,7 +75,7 @@ def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batc
             shards.write_shard(out_dir, s, images, labels)
         else:
             shards.write_part(out_dir, s, pid, nproc, images, labels, rows[keep])
-        log(f"[{name}] shard {s + 1}/{num_shards} ({(s + 1) * shard_size} images, "
+        log(f"[{name}] shard {s + 1}/{num_shards} ({min((s + 1) * shard_size, num)} images, "
             f"{time.perf_counter() - t0:.1f}s)")
     sync(f"{name}:shards_written:{out_dir}")
     if pid == 0:
