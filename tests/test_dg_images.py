@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from configs import digits_dg
+from configs import cifar10_edm_dg, digits_dg
 from dg_jax.data import shards
 from dg_jax.pipelines import dg_images, dg_images_models
 
@@ -90,3 +90,38 @@ def test_shard_writes_are_atomic(tmp_path):
     np.testing.assert_array_equal(labels, np.arange(4))
     with pytest.raises(shards.ShardError, match="missing shards"):
         shards.write_manifest(tmp_path, num_samples=8, shard_size=4)
+
+
+def test_real_data_from_an_image_folder_with_class_subfolders(tmp_path):
+    """data.source='folder': PNGs below data.path, labels from the sorted subfolder names."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    written = {}
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            arr = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / cls / f"{i}.png")
+            written[(cls, i)] = arr
+    config = cifar10_edm_dg.get_config("smoke")
+    config.data.source, config.data.path = "folder", str(tmp_path)
+    images, labels = dg_images_models.load_real(config)
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(images[4], written[("dog", 1)] / 127.5 - 1.0, atol=1e-6)
+    config.data.resolution = 16
+    with pytest.raises(ValueError, match="data.resolution"):
+        dg_images_models.load_real(config)
+
+
+def test_tfds_source_without_tensorflow_says_what_to_install():
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed here")
+    from dg_jax.eval.reference import ReferenceDataError
+
+    config = cifar10_edm_dg.get_config("smoke")
+    config.data.source, config.data.path = "tfds", "cifar10"
+    with pytest.raises(ReferenceDataError, match=r"\[tf\]"):
+        dg_images_models.load_real(config)

@@ -78,3 +78,4 @@ def test_conv_discriminator_refuses_precomputation():
     with pytest.raises(ValueError, match="disc.precompute_draws=2 needs"):
         dg_images._precomputed_head_training(config, d, make_optimizer("adam", 1e-3),
                                              (None, None), (None, None), 2)
+

@@ -89,8 +89,10 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
 
 def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = None,
                      manual_dir: str | None = None, download: bool = False,
-                     batch_size: int = 250, image_key: str = "image") -> Iterator[np.ndarray]:
-    """Yields uint8 NHWC batches of a TFDS dataset's `image_key` feature.
+                     batch_size: int = 250, image_key: str = "image",
+                     label_key: str | None = None) -> Iterator[np.ndarray]:
+    """Yields uint8 NHWC batches of a TFDS dataset's `image_key` feature (with `label_key`,
+    (images, int32 labels) pairs).
 
     `data_dir` is TFDS's prepared-data folder; `manual_dir` holds manually downloaded archives
     (TFDS's DownloadConfig.manual_dir) from which the dataset is prepared offline. Nothing is
@@ -110,9 +112,14 @@ def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = Non
             "download_config": tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))}
     ds = tfds.load(name, split=split, data_dir=data_dir,
                    download=download or manual_dir is not None, **kwargs)
-    ds = ds.map(lambda ex: ex[image_key]).batch(batch_size)
-    for batch in tfds.as_numpy(ds):
-        yield np.asarray(batch, np.uint8)
+    if label_key is None:
+        ds = ds.map(lambda ex: ex[image_key]).batch(batch_size)
+        for batch in tfds.as_numpy(ds):
+            yield np.asarray(batch, np.uint8)
+    else:
+        ds = ds.map(lambda ex: (ex[image_key], ex[label_key])).batch(batch_size)
+        for images, labels in tfds.as_numpy(ds):
+            yield np.asarray(images, np.uint8), np.asarray(labels, np.int32)
 
 
 def to_rgb(images: np.ndarray) -> np.ndarray:

@@ -23,18 +23,48 @@ def load_real(config):
         images = images_u8.astype(np.float32) / 127.5 - 1.0
         if labels is None:
             labels = np.zeros(len(images), np.int32)
+    elif d.source in ("folder", "tfds"):
+        images_u8, labels = _load_folder_or_tfds(d)
+        images = images_u8.astype(np.float32) / 127.5 - 1.0
     elif d.source == "random":  # synthetic images for smoke runs of the paper configs only
         rng = np.random.default_rng(0)
         images = rng.uniform(-1, 1, (256, d.resolution, d.resolution, d.channels)).astype(np.float32)
         labels = rng.integers(0, max(d.num_classes, 1), 256).astype(np.int32)
     else:
         raise ValueError(f"unknown data source {d.source!r} (field 'data.source'); choose "
-                         "'digits', 'npz' or 'random'")
+                         "'digits', 'npz', 'folder', 'tfds' or 'random'")
     expected = (d.resolution, d.resolution, d.channels)
     if images.shape[1:] != expected:
         raise ValueError(f"data {d.source} {d.path} has images of shape {images.shape[1:]}, but "
                          f"data.resolution/data.channels ask for {expected}")
     return images, labels
+
+
+def _load_folder_or_tfds(d):
+    """uint8 images and int32 labels from an image folder (data.path; labels: the sorted
+    first-level subfolders, when there are any) or a TFDS dataset (data.path = its name,
+    optional data.split / data.data_dir / data.manual_dir; labels from the 'label' feature when
+    data.num_classes > 0). TFDS needs the optional extra '[tf]'."""
+    from dg_jax.eval import reference
+
+    if d.source == "folder":
+        files = reference.list_image_files(d.path)
+        images = reference.load_image_folder(d.path)
+        if d.channels == 1:
+            images = images[..., :1]
+        top = [f.relative_to(d.path).parts for f in files]
+        classes = sorted({p[0] for p in top if len(p) > 1})
+        labels = np.asarray([classes.index(p[0]) if len(p) > 1 else 0 for p in top], np.int32)
+        return images, labels
+    get = lambda k, default=None: d.get(k, default)  # noqa: E731
+    kwargs = dict(split=get("split", "train"), data_dir=get("data_dir") or None,
+                  manual_dir=get("manual_dir") or None)
+    if d.num_classes:
+        pairs = list(reference.iter_tfds_images(d.path, label_key="label", **kwargs))
+        return (np.concatenate([p[0] for p in pairs]),
+                np.concatenate([p[1] for p in pairs]))
+    images = np.concatenate(list(reference.iter_tfds_images(d.path, **kwargs)))
+    return images, np.zeros(len(images), np.int32)
 
 
 def build_score_model(config):
