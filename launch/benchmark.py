@@ -12,6 +12,10 @@ over float32; and FID Inception feature images/s (random weights, float32). The 
 numbers are also at the top level (`sampling_plain`, `sampling_dg`, `dg_overhead`,
 `disc_training`). On CPU the JSON says so in `note`: the numbers only show the benchmark runs
 (CPUs emulate much of bfloat16); compare speeds on accelerators.
+FLOPs are counted from the traced programs (`dg_jax/flops.py`: 2 x the multiply-adds of every
+convolution and matmul; XLA's cost analysis misses cuDNN's convolutions on GPU), so
+`tflops_per_second` and `mfu` (against the device's dense peak in that dtype, None where the
+peak is unknown, e.g. on CPU) are comparable across backends.
 """
 import json
 import pathlib
@@ -53,13 +57,26 @@ def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
     plain = dg_images.make_sampler(config, precond, params)
     guided = dg_images.make_sampler(config, precond, params, disc.bind(disc.trainable),
                                     config.dg.weight_1st)
-    out = {}
+    import jax
+
+    from dg_jax.flops import count_flops, peak_flops
+
+    peak = peak_flops(jax.devices()[0].device_kind, tag)
+    onehot = None if labels is None else jax.nn.one_hot(labels[:1], precond.label_dim)
+    net = count_flops(lambda x: precond(params, x, jax.numpy.ones((1,)), onehot), latents[:1])
+    out = {"network_gflop_per_image_per_evaluation": net / 1e9,
+           "peak_tflops_per_device": None if peak is None else peak / 1e12}
     for name, fn in (("sampling_plain", plain), ("sampling_dg", guided)):
         first, per = _time(lambda: fn(latents, labels), repeats)
+        flops = count_flops(fn, latents, labels)  # analytic: convolutions and matmuls
         out[name] = {"images_per_second": batch / per, "compile_seconds": first - per,
                      "batch_size": batch, "steps": config.sampler.num_steps,
-                     "network_evaluations": 2 * config.sampler.num_steps - 1}
-        log(f"[benchmark] {tag} {name}: {batch / per:.1f} images/s (compile {first - per:.1f}s)")
+                     "network_evaluations": 2 * config.sampler.num_steps - 1,
+                     "gflop_per_image": flops / batch / 1e9,
+                     "tflops_per_second": flops / per / 1e12,
+                     "mfu": None if peak is None else flops / per / (peak * jax.device_count())}
+        log(f"[benchmark] {tag} {name}: {batch / per:.1f} images/s (compile {first - per:.1f}s, "
+            f"{flops / per / 1e12:.2f} TFLOP/s)")
     out["dg_overhead"] = (out["sampling_plain"]["images_per_second"]
                           / out["sampling_dg"]["images_per_second"])
     return out
