@@ -59,3 +59,24 @@ def test_boosting_adds_churn_after_negative_log_ratio_and_is_seeded():
     run = lambda key: edm_gpp_sample(WRONG, z, sig, corr, weight_1st=1.0, boosting=True, rng=key)
     np.testing.assert_array_equal(run(jax.random.PRNGKey(5)), run(jax.random.PRNGKey(5)))
     assert not np.allclose(run(jax.random.PRNGKey(5)), run(jax.random.PRNGKey(6)))
+
+
+def test_discriminator_runs_once_per_step_unless_second_order_is_weighted():
+    """The traced step calls the discriminator once (Euler slope); the Heun correction calls
+    it again only with weight_2nd != 0 (even when the log-ratio path is returned), and with
+    weight_1st = 0 and no log ratios it is not called at all."""
+    calls = []
+
+    def counting_logit(x_vp, tau, labels=None):
+        calls.append(1)
+        return exact_logit_fn(x_vp, tau, labels)
+
+    corr = dg_correction_fn(counting_logit, with_log_ratio=True)
+    z = jnp.zeros((4, 2))
+    sig = edm_sigma_steps(4)
+    for kwargs, expected in ((dict(weight_1st=1.0, return_log_ratio=True), 1),
+                             (dict(weight_1st=1.0, weight_2nd=1.0), 2),
+                             (dict(weight_1st=0.0), 0)):
+        calls.clear()
+        jax.make_jaxpr(lambda z: edm_gpp_sample(WRONG, z, sig, corr, **kwargs))(z)
+        assert len(calls) == expected, (kwargs, len(calls))

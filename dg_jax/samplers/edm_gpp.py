@@ -52,9 +52,9 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
     bshape = (batch,) + (1,) * (latents.ndim - 1)
     max_gamma = math.sqrt(2.0) - 1.0
 
-    def guided_slope(x, t, weight, boost_mask):
+    def guided_slope(x, t, weight, boost_mask, want_log_ratio=return_log_ratio):
         d = (x - denoise_fn(x, t, labels).astype(dtype)) / t.reshape(bshape)
-        if weight == 0.0 and not return_log_ratio:
+        if weight == 0.0 and not want_log_ratio:  # no discriminator pass at all
             return d, jnp.full((batch,), jnp.inf, dtype)
         grad, log_ratio = dg_corr(x, t, labels)  # log_ratio is +inf outside the window
         log_ratio = log_ratio.astype(dtype)
@@ -83,7 +83,8 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
 
         def heun(_):
             t2 = jnp.full((batch,), t_next, dtype)
-            d2, _ = guided_slope(x_euler, t2, weight_2nd, lambda lr: jnp.zeros(lr.shape, bool))
+            d2, _ = guided_slope(x_euler, t2, weight_2nd, lambda lr: jnp.zeros(lr.shape, bool),
+                                 want_log_ratio=False)  # DG's gradient again only if weighted
             return x + (t_next - t_hat).reshape(bshape) * (0.5 * d + 0.5 * d2)
 
         x_next = jax.lax.cond(is_last, lambda _: x_euler, heun, None)
