@@ -4,7 +4,7 @@
   python -m launch.benchmark --config=configs/cifar10_edm_dg.py:smoke --workdir=/tmp/bench_smoke
 
 Reports, on whatever devices JAX sees (the JSON says which), for each compute dtype in
---dtypes (default float32 and bfloat16; `dg_jax/pipelines/mixed_precision.py`): EDM Heun
+--dtypes (default float32 and bfloat16; `build_score_model` / `build_discriminator`): EDM Heun
 sampling images/s with and without DG at sample.batch_size (score model and discriminator as
 the config builds them, random weights where the config has no checkpoint), the DG overhead
 ratio and discriminator-training images/s, each with its compile time; the bfloat16 speed-up
@@ -125,7 +125,6 @@ def main(argv):
     from dg_jax.models.precision import compute_dtype
     from dg_jax.parallel import data_sharding, make_mesh
     from dg_jax.pipelines import dg_images_models as M
-    from dg_jax.pipelines.mixed_precision import discriminator_in, score_model_in
 
     config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
     for dt in FLAGS.dtypes:
@@ -156,10 +155,11 @@ def main(argv):
     per_dtype = {}
     for dt in FLAGS.dtypes:
         disc_dtype = dt if config.disc.kind == "adm" else "float32"
-        disc = discriminator_in(config, disc_dtype)
+        disc = M.build_discriminator(config, compute_dtype=disc_dtype)
         entry = {"score_compute_dtype": dt if edm else None, "disc_compute_dtype": disc_dtype}
         if edm:
-            entry.update(_sampling(config, score_model_in(precond, dt), params, disc, latents,
+            precond_dt = M.score_model_in(precond, dt, "--dtypes")
+            entry.update(_sampling(config, precond_dt, params, disc, latents,
                                    labels, FLAGS.repeats, dt))
         entry["disc_training"] = _disc_training(config, disc, mesh, FLAGS.repeats, dt)
         per_dtype[dt] = entry

@@ -100,11 +100,20 @@ def build_score_model(config):
                          f"{d.num_classes}")
     dtype = s.get("compute_dtype", "float32")
     if dtype != "float32":  # bfloat16 compute, float32 parameters and sampler state
-        from dg_jax.models.precision import compute_dtype as check_dtype
-
-        check_dtype(dtype, "score.compute_dtype")
-        precond = dataclasses.replace(precond, model=precond.model.clone(compute_dtype=dtype))
+        precond = score_model_in(precond, dtype, "score.compute_dtype")
     return precond, params
+
+
+def score_model_in(precond, dtype: str, field: str = "compute_dtype"):
+    """The EDM preconditioner with its U-Net computing in `dtype` (parameters unchanged; the
+    preconditioning, noise embedding and sampler state stay float32)."""
+    from dg_jax.models.precision import compute_dtype as check_dtype
+
+    check_dtype(dtype, field)
+    if not hasattr(precond, "model") or "compute_dtype" not in precond.model.__dataclass_fields__:
+        raise ValueError(f"{field}={dtype!r}: the score model {type(precond).__name__} has no "
+                         "compute dtype (EDM SongUNet/DhariwalUNet only)")
+    return dataclasses.replace(precond, model=precond.model.clone(compute_dtype=dtype))
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ The train step keeps an exponential moving average of the parameters (`ema_decay
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import jax
 import jax.numpy as jnp
@@ -42,17 +42,26 @@ def edm_loss(params, denoise_fn: Callable, images, labels, key, *, P_mean: float
 
 
 def make_edm_train_step(denoise_fn: Callable, tx: optax.GradientTransformation,
-                        ema_decay: float = 0.999, **loss_kwargs):
-    """(state, batch{'images', 'labels'?}) -> (state, {'loss'})."""
+                        ema_decay: Union[float, Callable] = 0.999,
+                        sanitize_grads: bool = False, **loss_kwargs):
+    """(state, batch{'images', 'labels'?}) -> (state, {'loss', 'ema_beta'}).
+
+    `ema_decay` is a constant or a function of the step (EDM's half-life schedule:
+    `dg_jax.train.edm_train.edm_ema_beta`); `sanitize_grads` passes gradients through EDM's
+    nan_to_num (nan -> 0, +-inf -> +-1e5) before the update."""
     def train_step(state: ScoreTrainState, batch):
         key = jax.random.fold_in(state.rng, state.step)
         loss, grads = jax.value_and_grad(edm_loss)(state.params, denoise_fn, batch["images"],
                                                    batch.get("labels"), key, **loss_kwargs)
+        if sanitize_grads:
+            grads = jax.tree_util.tree_map(
+                lambda g: jnp.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5), grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
+        beta = ema_decay(state.step) if callable(ema_decay) else jnp.asarray(ema_decay)
+        ema = jax.tree_util.tree_map(lambda e, p: beta * e + (1 - beta) * p,
                                      state.ema_params, params)
         return state.replace(step=state.step + 1, params=params, ema_params=ema,
-                             opt_state=opt_state), {"loss": loss}
+                             opt_state=opt_state), {"loss": loss, "ema_beta": beta}
 
     return train_step

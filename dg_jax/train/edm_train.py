@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-import jax
 import jax.numpy as jnp
 import optax
 
-from dg_jax.train.edm_loss import ScoreTrainState, edm_loss
+from dg_jax.train.edm_loss import make_edm_train_step
 
 
 def edm_learning_rate(learning_rate: float, batch_size: int, lr_rampup_kimg: float) -> Callable:
@@ -47,24 +46,13 @@ def edm_ema_beta(step, batch_size: int, ema_halflife_kimg: float,
 def make_edm_schedule_train_step(denoise_fn: Callable, tx: optax.GradientTransformation, *,
                                  batch_size: int, ema_halflife_kimg: float = 500.0,
                                  ema_rampup_ratio: Optional[float] = 0.05, **loss_kwargs):
-    """(ScoreTrainState, batch{'images', 'labels'?}) -> (state, {'loss', 'ema_beta'}).
+    """`make_edm_train_step` with EDM's EMA half-life schedule and gradient sanitising:
+    (ScoreTrainState, batch{'images', 'labels'?}) -> (state, {'loss', 'ema_beta'}).
 
     denoise_fn(params, x, sigma, labels, dropout_key) -> D (EDM's label dropout, when the
     network has one, happens inside it).
     """
-
-    def train_step(state: ScoreTrainState, batch):
-        key = jax.random.fold_in(state.rng, state.step)
-        loss, grads = jax.value_and_grad(edm_loss)(state.params, denoise_fn, batch["images"],
-                                                   batch.get("labels"), key, **loss_kwargs)
-        grads = jax.tree_util.tree_map(
-            lambda g: jnp.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5), grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        beta = edm_ema_beta(state.step, batch_size, ema_halflife_kimg, ema_rampup_ratio)
-        ema = jax.tree_util.tree_map(lambda e, p: beta * e + (1 - beta) * p,
-                                     state.ema_params, params)
-        return state.replace(step=state.step + 1, params=params, ema_params=ema,
-                             opt_state=opt_state), {"loss": loss, "ema_beta": beta}
-
-    return train_step
+    return make_edm_train_step(
+        denoise_fn, tx, sanitize_grads=True,
+        ema_decay=lambda step: edm_ema_beta(step, batch_size, ema_halflife_kimg,
+                                            ema_rampup_ratio), **loss_kwargs)
