@@ -46,7 +46,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         augment_dim=9))
     config.generate = dict(num_samples=50000, batch_size=500, shard_size=5000)
     # DG's train.py: frozen 32x32 ADM classifier + head, Adam 3e-4, batch 128, importance sampling
-    config.disc = dict(kind="adm", compute_dtype="float32", channels=[], time_embed_dim=0,
+    config.disc = dict(kind="adm", compute_dtype="float32", attention_impl="auto",
+                       channels=[], time_embed_dim=0,
                        conditional=cond,
                        classifier="ckpt/adm_classifier", classifier_flags={},
                        head_flags=dict(image_size=8, classifier_use_fp16=False, classifier_width=128, classifier_depth=2,

@@ -11,10 +11,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.stages = ("score", "generate", "disc", "sample", "evaluate")
     # compute_dtype 'bfloat16': bfloat16 convolutions/matmuls, float32 parameters and state
     # (score.compute_dtype for EDM networks, disc.compute_dtype for the ADM discriminator).
+    # attention_impl 'auto': cuDNN's fused attention on GPUs in 16 bits, else XLA einsums;
+    # 'xla' always the einsums (score.attention_impl; disc.attention_impl for disc.kind='adm').
     # family 'edm' (EDM networks, EDM-G++) or 'adm' (guided-diffusion UNets, DDPM-G++/DDIM-G++);
     # source 'train' (EDM loss on data), 'converted' (launch.convert output) or 'random' (smoke).
     config.score = ml_collections.ConfigDict(dict(family="edm", source="train", checkpoint="",
-                                                  compute_dtype="float32"))
+                                                  compute_dtype="float32",
+                                                  attention_impl="auto"))
     # EDM's deterministic Heun sampler: 18 steps = 35 network evaluations.
     config.sampler = dict(num_steps=18, sigma_min=0.002, sigma_max=80.0, rho=7.0, S_churn=0.0,
                           S_min=0.0, S_max=float("inf"), S_noise=1.0, respacing="")

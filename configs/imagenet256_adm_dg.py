@@ -34,7 +34,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.score.flags = {}
     config.sampler.respacing = "250"  # DDPM-G++; "ddim25" for DDIM-G++
     config.generate = dict(num_samples=50000, batch_size=250, shard_size=5000)
-    config.disc = dict(kind="adm", compute_dtype="float32", channels=[], time_embed_dim=0,
+    config.disc = dict(kind="adm", compute_dtype="float32", attention_impl="auto",
+                       channels=[], time_embed_dim=0,
                        conditional=True,
                        classifier="ckpt/adm256_classifier_dg", classifier_flags={},
                        head_flags=dict(image_size=8, classifier_use_fp16=False, classifier_width=128, classifier_depth=2,

@@ -11,7 +11,8 @@ Fields keep the PyTorch constructors' names and meanings; `attention_resolutions
 downsample factors (1 = full resolution). `use_fp16` runs the torso's convolutions
 (input/middle/output blocks) in float16 with float32 parameters, GroupNorm, softmax and Linear
 layers in float32, like `convert_to_fp16`; `compute_dtype` ('bfloat16', ...) overrides it with
-the same split (see models/precision.py).
+the same split (see models/precision.py). `attention_impl` ('auto', 'xla', 'cudnn'; not a
+PyTorch field): cuDNN's fused attention on GPUs in 16 bits under 'auto' (models/attention.py).
 Gradient checkpointing (`use_checkpoint`) changes memory only and is not a field here.
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _label_indices(y):
 def _input_blocks(h, emb, *, model_channels, channel_mult, num_res_blocks,
                   attention_resolutions, dropout, conv_resample, num_heads, num_head_channels,
                   use_scale_shift_norm, resblock_updown, use_new_attention_order, dtype, train,
-                  hs: Optional[list] = None, means: Optional[list] = None):
+                  attention_impl="auto", hs: Optional[list] = None, means: Optional[list] = None):
     """The encoder half shared by UNetModel and EncoderUNetModel; returns (h, ds).
 
     Appends every block's output to `hs` (skip connections) and, for spatial pooling, its
@@ -79,7 +80,8 @@ def _input_blocks(h, emb, *, model_channels, channel_mult, num_res_blocks,
                          name=f"input_blocks_{idx}_0")(h, emb, train)
             if ds in attention_resolutions:
                 h = AttentionBlock(num_heads, num_head_channels, use_new_attention_order,
-                                   dtype=dtype, name=f"input_blocks_{idx}_1")(h)
+                                   dtype=dtype, attention_impl=attention_impl,
+                                   name=f"input_blocks_{idx}_1")(h)
             record(h)
             idx += 1
         if level != len(channel_mult) - 1:
@@ -95,12 +97,12 @@ def _input_blocks(h, emb, *, model_channels, channel_mult, num_res_blocks,
 
 
 def _middle_block(h, emb, *, dropout, num_heads, num_head_channels, use_scale_shift_norm,
-                  use_new_attention_order, dtype, train):
+                  use_new_attention_order, dtype, train, attention_impl="auto"):
     """ResBlock -> AttentionBlock -> ResBlock at the lowest resolution (`middle_block.{0,1,2}`)."""
     h = ResBlock(None, dropout, use_scale_shift_norm=use_scale_shift_norm, dtype=dtype,
                  name="middle_block_0")(h, emb, train)
     h = AttentionBlock(num_heads, num_head_channels, use_new_attention_order, dtype=dtype,
-                       name="middle_block_1")(h)
+                       attention_impl=attention_impl, name="middle_block_1")(h)
     return ResBlock(None, dropout, use_scale_shift_norm=use_scale_shift_norm, dtype=dtype,
                     name="middle_block_2")(h, emb, train)
 
@@ -131,6 +133,7 @@ class UNetModel(nn.Module):
     resblock_updown: bool = False
     use_new_attention_order: bool = False
     compute_dtype: Optional[str] = None  # overrides use_fp16: 'float32', 'bfloat16', 'float16'
+    attention_impl: str = "auto"  # models/attention.py: 'auto' (cuDNN fused in 16 bits), 'xla'
 
     @nn.compact
     def __call__(self, x, timesteps, y=None, *, train: bool = False):
@@ -149,7 +152,7 @@ class UNetModel(nn.Module):
         common = dict(dropout=self.dropout, num_head_channels=self.num_head_channels,
                       use_scale_shift_norm=self.use_scale_shift_norm,
                       use_new_attention_order=self.use_new_attention_order, dtype=dtype,
-                      train=train)
+                      train=train, attention_impl=self.attention_impl)
         hs: list = []
         h, ds = _input_blocks(x.astype(dtype), emb, model_channels=self.model_channels,
                               channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
@@ -168,6 +171,7 @@ class UNetModel(nn.Module):
                 if ds in self.attention_resolutions:
                     h = AttentionBlock(heads_up, self.num_head_channels,
                                        self.use_new_attention_order, dtype=dtype,
+                                       attention_impl=self.attention_impl,
                                        name=f"output_blocks_{idx}_{sub}")(h)
                     sub += 1
                 if level and i == self.num_res_blocks:
@@ -217,6 +221,7 @@ class EncoderUNetModel(nn.Module):
     num_classes: Optional[int] = None
     time_scale: float = 1.0
     compute_dtype: Optional[str] = None  # overrides use_fp16: 'float32', 'bfloat16', 'float16'
+    attention_impl: str = "auto"  # models/attention.py: 'auto' (cuDNN fused in 16 bits), 'xla'
 
     @nn.compact
     def __call__(self, x, timesteps, y=None, *, train: bool = False, feature: bool = False):
@@ -241,7 +246,7 @@ class EncoderUNetModel(nn.Module):
                       num_head_channels=self.num_head_channels,
                       use_scale_shift_norm=self.use_scale_shift_norm,
                       use_new_attention_order=self.use_new_attention_order, dtype=dtype,
-                      train=train)
+                      train=train, attention_impl=self.attention_impl)
         h, ds = _input_blocks(x.astype(dtype), emb, model_channels=self.model_channels,
                               channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
                               attention_resolutions=tuple(self.attention_resolutions),
@@ -266,4 +271,4 @@ class EncoderUNetModel(nn.Module):
             h = conv2d(self.out_channels, ch, 1, zero=True, name="out_3")(h)
             return h.reshape(h.shape[0], -1)
         return AttentionPool2d(self.image_size // ds, self.num_head_channels, self.out_channels,
-                               name="out_2")(h)
+                               attention_impl=self.attention_impl, name="out_2")(h)

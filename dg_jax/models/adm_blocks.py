@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dg_jax.models.attention import fused_attention, use_fused_attention
+
 Dtype = Any
 
 
@@ -101,13 +103,15 @@ def timestep_embedding(timesteps, dim: int, max_period: float = 10000.0):
     return emb
 
 
-def qkv_attention(qkv, num_heads: int, legacy: bool):
+def qkv_attention(qkv, num_heads: int, legacy: bool, impl: str = "xla",
+                  field: str = "attention_impl"):
     """Multi-head dot-product attention over the token axis of qkv (B, T, 3 H C).
 
     Channel layout as in PyTorch's (B, 3 H C, T): `legacy` (QKVAttentionLegacy) splits heads
     first, channel = h*3C + {q,k,v}*C + c; otherwise (QKVAttention) q/k/v first,
     channel = {q,k,v}*H*C + h*C + c. q and k are each scaled by C^-1/4, the softmax is taken in
-    float32. Returns (B, T, H C) with channel = h*C + c.
+    float32. Returns (B, T, H C) with channel = h*C + c. `impl`: see `dg_jax.models.attention`
+    ('auto' runs cuDNN's fused kernel on GPUs in 16 bits; `field` names it in errors).
     """
     b, t, width = qkv.shape
     if width % (3 * num_heads):
@@ -119,6 +123,8 @@ def qkv_attention(qkv, num_heads: int, legacy: bool):
     else:
         r = qkv.reshape(b, t, 3, num_heads, ch)
         q, k, v = r[:, :, 0], r[:, :, 1], r[:, :, 2]
+    if use_fused_attention(impl, qkv.dtype, ch, field):
+        return fused_attention(q, k, v, 1.0 / math.sqrt(ch)).reshape(b, t, num_heads * ch)
     scale = 1.0 / math.sqrt(math.sqrt(ch))
     weight = jnp.einsum("bthc,bshc->bhts", q * scale, k * scale)
     weight = jax.nn.softmax(weight.astype(jnp.float32), axis=-1).astype(weight.dtype)
@@ -236,6 +242,7 @@ class AttentionBlock(nn.Module):
     num_head_channels: int = -1
     use_new_attention_order: bool = False
     dtype: Dtype = jnp.float32
+    attention_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x):
@@ -243,7 +250,8 @@ class AttentionBlock(nn.Module):
         heads = resolve_heads(c, self.num_heads, self.num_head_channels)
         h = x.reshape(b, -1, c)
         qkv = dense(3 * c, c, dtype=self.dtype, name="qkv")(GroupNorm32(name="norm")(h))
-        a = qkv_attention(qkv, heads, legacy=not self.use_new_attention_order)
+        a = qkv_attention(qkv, heads, legacy=not self.use_new_attention_order,
+                          impl=self.attention_impl, field="AttentionBlock.attention_impl")
         a = dense(c, c, zero=True, dtype=self.dtype, name="proj_out")(a)
         return (h + a).reshape(x.shape)
 
@@ -257,6 +265,7 @@ class AttentionPool2d(nn.Module):
     num_heads_channels: int
     output_dim: Optional[int] = None
     dtype: Dtype = jnp.float32
+    attention_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x):
@@ -271,6 +280,7 @@ class AttentionPool2d(nn.Module):
                          (tokens, c), jnp.float32)
         h = h + pos[None].astype(h.dtype)
         qkv = dense(3 * c, c, dtype=self.dtype, name="qkv_proj")(h)
-        a = qkv_attention(qkv, c // self.num_heads_channels, legacy=False)
+        a = qkv_attention(qkv, c // self.num_heads_channels, legacy=False,
+                          impl=self.attention_impl, field="AttentionPool2d.attention_impl")
         out = dense(self.output_dim or c, c, dtype=self.dtype, name="c_proj")(a)
         return out[:, 0]

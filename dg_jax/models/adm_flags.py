@@ -36,14 +36,14 @@ UNET_FLAG_DEFAULTS = dict(
     channel_mult="", learn_sigma=False, class_cond=False, use_checkpoint=False,
     attention_resolutions="16", num_heads=1, num_head_channels=-1, num_heads_upsample=-1,
     use_scale_shift_norm=False, dropout=0.0, resblock_updown=False, use_fp16=False,
-    use_new_attention_order=False, compute_dtype=None,
+    use_new_attention_order=False, compute_dtype=None, attention_impl="auto",
 )
 UNET_REQUIRED_FLAGS = ("image_size", "num_channels", "num_res_blocks")
 DIFFUSION_FLAGS = ("diffusion_steps", "noise_schedule", "timestep_respacing", "use_kl",
                    "predict_xstart", "rescale_timesteps", "rescale_learned_sigmas", "sigma_small")
 
 CLASSIFIER_FLAG_DEFAULTS = dict(out_channels=NUM_CLASSES, in_channels=3, condition=False,
-                                compute_dtype=None)
+                                compute_dtype=None, attention_impl="auto")
 CLASSIFIER_REQUIRED_FLAGS = (
     "image_size", "classifier_use_fp16", "classifier_width", "classifier_depth",
     "classifier_attention_resolutions", "classifier_use_scale_shift_norm",
@@ -114,6 +114,7 @@ def unet_from_flags(flags: Mapping) -> UNetModel:
         resblock_updown=bool(f["resblock_updown"]),
         use_new_attention_order=bool(f["use_new_attention_order"]),
         compute_dtype=f["compute_dtype"] or None,
+        attention_impl=str(f["attention_impl"]),
     )
 
 
@@ -141,6 +142,7 @@ def classifier_from_flags(flags: Mapping, *, dg_time: bool = True) -> EncoderUNe
         num_classes=NUM_CLASSES if f["condition"] else None,
         time_scale=DG_TIME_SCALE if dg_time else 1.0,
         compute_dtype=f["compute_dtype"] or None,
+        attention_impl=str(f["attention_impl"]),
     )
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from dg_jax.models.attention import fused_attention, use_fused_attention
 from dg_jax.models.precision import accumulation_dtype, stats_dtype
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -204,6 +205,7 @@ class UNetBlock(nn.Module):
     init: Init = Init()
     init_zero: Init = Init(weight=0.0)
     init_attn: Optional[Init] = None
+    attention_impl: str = "auto"  # models/attention.py: 'auto', 'xla' or 'cudnn'
 
     @property
     def heads(self) -> int:
@@ -244,11 +246,16 @@ class UNetBlock(nn.Module):
                 GroupNorm(co, eps=self.eps, name="norm2")(x))
             qkv = qkv.reshape(n, h * w, heads, co // heads, 3)
             q, k, v = qkv[..., 0], qkv[..., 1], qkv[..., 2]
-            k = k / np.sqrt(co // heads)
-            logits = jnp.einsum("nqhc,nkhc->nhqk", q.astype(jnp.float32), k.astype(jnp.float32))
-            wts = jax.nn.softmax(logits, axis=-1).astype(q.dtype)
-            a = jnp.einsum("nhqk,nkhc->nqhc", wts, v,
-                           preferred_element_type=accumulation_dtype(v.dtype))
+            if use_fused_attention(self.attention_impl, q.dtype, co // heads,
+                                   "UNetBlock.attention_impl"):
+                a = fused_attention(q, k, v, float(1 / np.sqrt(co // heads)))
+            else:
+                k = k / np.sqrt(co // heads)
+                logits = jnp.einsum("nqhc,nkhc->nhqk", q.astype(jnp.float32),
+                                    k.astype(jnp.float32))
+                wts = jax.nn.softmax(logits, axis=-1).astype(q.dtype)
+                a = jnp.einsum("nhqk,nkhc->nqhc", wts, v,
+                               preferred_element_type=accumulation_dtype(v.dtype))
             a = a.astype(v.dtype).reshape(n, h, w, co)
             x = (Conv2d(co, co, 1, init=self.init_zero, name="proj")(a) + x) * self.skip_scale
         return x

@@ -11,7 +11,8 @@ Call: `net.apply({'params': p}, x, noise_labels, class_labels, augment_labels=No
 with x (B, H, W, C); dropout/label dropout draw from the 'dropout' rng when `train`.
 `compute_dtype` ('float32', 'bfloat16', 'float16'): activations, convolutions and matmuls in that
 dtype (float32 accumulation, normalisation and softmax; float32 parameters and noise/label
-embedding); the output has the input's dtype.
+embedding); the output has the input's dtype. `attention_impl` ('auto', 'xla', 'cudnn'): see
+`dg_jax.models.attention` (cuDNN's fused attention on GPUs in 16 bits under 'auto').
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ class SongUNet(nn.Module):
     decoder_type: str = "standard"
     resample_filter: tuple = (1, 1)
     compute_dtype: str = "float32"
+    attention_impl: str = "auto"  # 'auto' (cuDNN fused in 16 bits on GPUs), 'xla', 'cudnn'
 
     @nn.compact
     def __call__(self, x, noise_labels, class_labels=None, augment_labels=None, train: bool = False):
@@ -117,7 +119,8 @@ class SongUNet(nn.Module):
         block_kwargs = dict(emb_channels=emb_channels, num_heads=1, dropout=self.dropout,
                             skip_scale=float(np.sqrt(0.5)), eps=1e-6, resample_filter=rf,
                             resample_proj=True, adaptive_scale=False, init=init,
-                            init_zero=init_zero, init_attn=init_attn)
+                            init_zero=init_zero, init_attn=init_attn,
+                            attention_impl=self.attention_impl)
 
         # Mapping: noise embedding with cos/sin swapped to [sin, cos], + labels, + augment.
         if self.embedding_type == "positional":
@@ -189,6 +192,7 @@ class DhariwalUNet(nn.Module):
     dropout: float = 0.10
     label_dropout: float = 0.0
     compute_dtype: str = "float32"
+    attention_impl: str = "auto"  # 'auto' (cuDNN fused in 16 bits on GPUs), 'xla', 'cudnn'
 
     @nn.compact
     def __call__(self, x, noise_labels, class_labels=None, augment_labels=None, train: bool = False):
@@ -198,7 +202,7 @@ class DhariwalUNet(nn.Module):
         init = Init("kaiming_uniform", weight=s3, bias=s3)
         init_zero = Init("kaiming_uniform", weight=0.0, bias=0.0)
         block_kwargs = dict(emb_channels=emb_channels, channels_per_head=64, dropout=self.dropout,
-                            init=init, init_zero=init_zero)
+                            init=init, init_zero=init_zero, attention_impl=self.attention_impl)
 
         # Mapping: positional embedding (no swap), SiLU MLP, labels added before the last SiLU.
         emb = PositionalEmbedding(mc, name="map_noise")(noise_labels)

@@ -53,6 +53,9 @@ def build_adm_score(config) -> AdmScore:
     if module.image_size != config.data.resolution:
         raise ValueError(f"the ADM UNet is {module.image_size}x{module.image_size} but "
                          f"data.resolution is {config.data.resolution}")
+    impl = s.get("attention_impl", "auto")  # models/attention.py
+    if impl != module.attention_impl:
+        module = module.clone(attention_impl=impl)
     return AdmScore(module, params, dict(flags), module.image_size)
 
 

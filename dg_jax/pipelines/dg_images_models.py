@@ -101,6 +101,9 @@ def build_score_model(config):
     dtype = s.get("compute_dtype", "float32")
     if dtype != "float32":  # bfloat16 compute, float32 parameters and sampler state
         precond = score_model_in(precond, dtype, "score.compute_dtype")
+    impl = s.get("attention_impl", "auto")
+    if impl != "auto" and hasattr(precond, "model") and hasattr(precond.model, "attention_impl"):
+        precond = dataclasses.replace(precond, model=precond.model.clone(attention_impl=impl))
     return precond, params
 
 
@@ -177,6 +180,9 @@ def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discrimi
         if dtype != "float32":
             classifier = classifier.clone(compute_dtype=dtype)
             head_flags["compute_dtype"] = dtype
+        impl = c.get("attention_impl", "auto")  # models/attention.py
+        classifier = classifier.clone(attention_impl=impl)
+        head_flags["attention_impl"] = impl
         disc = DGDiscriminator(classifier, classifier_from_flags(head_flags, dg_time=True))
         head = disc.init_head(jax.random.fold_in(key, 1))
 
