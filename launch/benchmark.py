@@ -7,10 +7,12 @@ Reports, on whatever devices JAX sees (the JSON says which), for each compute dt
 --dtypes (default float32 and bfloat16; `build_score_model` / `build_discriminator`): EDM Heun
 sampling images/s with and without DG at sample.batch_size (score model and discriminator as
 the config builds them, random weights where the config has no checkpoint), the DG overhead
-ratio and discriminator-training images/s, each with its compile time; the bfloat16 speed-up
-over float32; and FID Inception feature images/s (random weights, float32). The first dtype's
-numbers are also at the top level (`sampling_plain`, `sampling_dg`, `dg_overhead`,
-`disc_training`). On CPU the JSON says so in `note`: the numbers only show the benchmark runs
+ratio, EDM score-training images/s (EDM loss, Adam, EMA; batch --score_train_batch) and
+discriminator-training images/s, each with its compile time; the bfloat16 speed-up over float32;
+and FID Inception feature images/s (random weights, float32). The first dtype's numbers are also
+at the top level (`sampling_plain`, `sampling_dg`, `dg_overhead`, `score_training`,
+`disc_training`). Attention layers use `attention_impl='auto'` (cuDNN's fused kernel on GPUs in
+bfloat16). On CPU the JSON says so in `note`: the numbers only show the benchmark runs
 (CPUs emulate much of bfloat16); compare speeds on accelerators.
 FLOPs are counted from the traced programs (`dg_jax/flops.py`: 2 x the multiply-adds of every
 convolution and matmul; XLA's cost analysis misses cuDNN's convolutions on GPU), so
@@ -29,6 +31,7 @@ config_flags.DEFINE_config_file("config", None, "config file (path[:variant])", 
 flags.DEFINE_string("workdir", None, "where benchmark.json goes")
 flags.DEFINE_integer("repeats", 3, "timed repetitions after the compile run")
 flags.DEFINE_integer("inception_batch", 0, "Inception batch (0: sample.batch_size)")
+flags.DEFINE_integer("score_train_batch", 0, "score-training batch (0: sample.batch_size)")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "compute dtypes to measure")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -80,6 +83,50 @@ def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
     out["dg_overhead"] = (out["sampling_plain"]["images_per_second"]
                           / out["sampling_dg"]["images_per_second"])
     return out
+
+
+def _score_training(config, precond, params, mesh, repeats, tag, batch):
+    """EDM-loss training steps of the score network (Adam, EMA, dropout as configured)."""
+    import jax
+    import numpy as np
+
+    from dg_jax.flops import count_flops, peak_flops
+    from dg_jax.metric_writers import log
+    from dg_jax.parallel import data_sharding, replicate
+    from dg_jax.train.edm_loss import ScoreTrainState, make_edm_train_step
+    from dg_jax.train.state import make_optimizer
+
+    d = config.data
+    tx = make_optimizer("adam", 1e-4)
+
+    def denoise(p, x, sigma, y, key):
+        return precond(p, x, sigma, y, train=True, rngs={"dropout": key})
+
+    step_fn = make_edm_train_step(denoise, tx, ema_decay=0.999)
+    own = jax.tree_util.tree_map(jax.numpy.copy, params)  # the step donates its state
+    state = ScoreTrainState.create(own, tx, jax.random.PRNGKey(2))
+    rng = np.random.default_rng(0)
+    b = {"images": rng.normal(size=(batch, d.resolution, d.resolution, d.channels)).astype(
+        np.float32)}
+    if precond.label_dim:
+        b["labels"] = np.eye(precond.label_dim, dtype=np.float32)[np.arange(batch) % precond.label_dim]
+    b = {k: jax.device_put(v, data_sharding(mesh)) for k, v in b.items()}
+    flops = count_flops(step_fn, state, b)
+    holder = {"state": replicate(state, mesh)}
+    step = jax.jit(step_fn, donate_argnums=0)
+
+    def train_once():
+        holder["state"], metrics = step(holder["state"], b)
+        return metrics["loss"]
+
+    first, per = _time(train_once, repeats)
+    peak = peak_flops(jax.devices()[0].device_kind, tag)
+    log(f"[benchmark] {tag} score training: {batch / per:.1f} images/s "
+        f"(compile {first - per:.1f}s, {flops / per / 1e12:.2f} TFLOP/s)")
+    return {"images_per_second": batch / per, "compile_seconds": first - per,
+            "batch_size": batch, "gflop_per_image": flops / batch / 1e9,
+            "tflops_per_second": flops / per / 1e12,
+            "mfu": None if peak is None else flops / per / (peak * jax.device_count())}
 
 
 def _disc_training(config, disc, mesh, repeats, tag):
@@ -147,6 +194,8 @@ def main(argv):
         labels = jax.device_put(jnp.arange(batch) % d.num_classes, data_sharding(mesh))
 
     edm = config.score.family == "edm"
+    score_batch = FLAGS.score_train_batch or batch
+    score_batch = max(jax.device_count(), score_batch - score_batch % jax.device_count())
     if edm:
         if config.score.source == "train":
             config.unlock()
@@ -161,14 +210,18 @@ def main(argv):
             precond_dt = M.score_model_in(precond, dt, "--dtypes")
             entry.update(_sampling(config, precond_dt, params, disc, latents,
                                    labels, FLAGS.repeats, dt))
+            entry["score_training"] = _score_training(config, precond_dt, params, mesh,
+                                                      FLAGS.repeats, dt, score_batch)
         entry["disc_training"] = _disc_training(config, disc, mesh, FLAGS.repeats, dt)
         per_dtype[dt] = entry
     out["compute_dtypes"] = per_dtype
     out.update({k: v for k, v in per_dtype[FLAGS.dtypes[0]].items()
-                if k in ("sampling_plain", "sampling_dg", "dg_overhead", "disc_training")})
+                if k in ("sampling_plain", "sampling_dg", "dg_overhead", "score_training",
+                         "disc_training")})
     if "float32" in per_dtype and "bfloat16" in per_dtype:
         f32, bf16 = per_dtype["float32"], per_dtype["bfloat16"]
-        keys = ["disc_training"] + (["sampling_plain", "sampling_dg"] if edm else [])
+        keys = ["disc_training"] + (["sampling_plain", "sampling_dg", "score_training"]
+                                    if edm else [])
         out["bfloat16_speedup"] = {k: bf16[k]["images_per_second"] / f32[k]["images_per_second"]
                                    for k in keys}
 

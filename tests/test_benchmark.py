@@ -22,12 +22,16 @@ def test_benchmark_smoke_float32_and_bfloat16(tmp_path):
     assert set(result["compute_dtypes"]) == {"float32", "bfloat16"}
     for dt, entry in result["compute_dtypes"].items():
         assert entry["score_compute_dtype"] == dt and entry["disc_compute_dtype"] == dt
-        for key in ("sampling_plain", "sampling_dg", "disc_training"):
+        for key in ("sampling_plain", "sampling_dg", "score_training", "disc_training"):
             assert entry[key]["images_per_second"] > 0, (dt, key)
         assert entry["sampling_plain"]["network_evaluations"] == 5  # 3 Heun steps
         assert entry["dg_overhead"] > 0
+        # the training step's count includes the backward pass: more than one forward evaluation
+        net = entry["sampling_plain"]["gflop_per_image"] / 5
+        assert entry["score_training"]["gflop_per_image"] > 2 * net
     assert result["sampling_plain"] == result["compute_dtypes"]["float32"]["sampling_plain"]
-    assert set(result["bfloat16_speedup"]) == {"disc_training", "sampling_plain", "sampling_dg"}
+    assert set(result["bfloat16_speedup"]) == {"disc_training", "sampling_plain", "sampling_dg",
+                                               "score_training"}
     assert result["inception_features"]["images_per_second"] > 0
 
 
