@@ -215,17 +215,21 @@ def _np_pool3(x, mode):
     return np.sum(wins, axis=0) / counts
 
 
-def _random_state_dict(template, seed):
-    """Torch-layout random tensors for every leaf of a Flax template, plus num_batches_tracked."""
+def _random_state_dict(template, seed, gain=1.0):
+    """Torch-layout random tensors for every leaf of a Flax template, plus num_batches_tracked
+    (kernels ~ N(0, gain^2 / fan_in))."""
     rng = np.random.default_rng(seed)
     sd = {}
     for collection, tree in template.items():
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
             names = tuple(k.key for k in path)
             prefix = ".".join(names[:-1])
-            if names[-1] == "kernel":
+            if names[-1] == "kernel" and len(leaf.shape) == 2:  # Dense (in, out) -> (out, in)
+                i, o = leaf.shape
+                sd[prefix + ".weight"] = rng.normal(size=(o, i)) / np.sqrt(i)
+            elif names[-1] == "kernel":
                 h, w, i, o = leaf.shape
-                sd[prefix + ".weight"] = rng.normal(size=(o, i, h, w)) / np.sqrt(i * h * w)
+                sd[prefix + ".weight"] = rng.normal(size=(o, i, h, w)) * gain / np.sqrt(i * h * w)
             elif names[-1] == "scale":
                 sd[prefix + ".weight"] = rng.uniform(0.5, 1.5, leaf.shape)
             elif names[-1] == "bias":
@@ -272,6 +276,109 @@ def test_fid_inception_e_blocks_match_numpy(pool):
         _np_basic(sd, "branch3x3dbl_3b", bd, pad=(1, 0)),
         _np_basic(sd, "branch_pool", _np_pool3(x, pool))], axis=1)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def _np_maxpool_s2(x):
+    """F.max_pool2d(x, 3, stride=2), no padding."""
+    h, w = (x.shape[2] - 3) // 2 + 1, (x.shape[3] - 3) // 2 + 1
+    return np.max([x[:, :, i:i + 2 * h:2, j:j + 2 * w:2] for i in range(3) for j in range(3)],
+                  axis=0)
+
+
+def _np_a(sd, x, p=""):
+    return np.concatenate([
+        _np_basic(sd, p + "branch1x1", x),
+        _np_basic(sd, p + "branch5x5_2", _np_basic(sd, p + "branch5x5_1", x), pad=(2, 2)),
+        _np_basic(sd, p + "branch3x3dbl_3", _np_basic(sd, p + "branch3x3dbl_2",
+                  _np_basic(sd, p + "branch3x3dbl_1", x), pad=(1, 1)), pad=(1, 1)),
+        _np_basic(sd, p + "branch_pool", _np_pool3(x, "avg"))], axis=1)
+
+
+def _np_b(sd, x, p=""):
+    bd = _np_basic(sd, p + "branch3x3dbl_2", _np_basic(sd, p + "branch3x3dbl_1", x), pad=(1, 1))
+    return np.concatenate([_np_basic(sd, p + "branch3x3", x, stride=2),
+                           _np_basic(sd, p + "branch3x3dbl_3", bd, stride=2),
+                           _np_maxpool_s2(x)], axis=1)
+
+
+def _np_c(sd, x, p=""):
+    b7 = _np_basic(sd, p + "branch7x7_1", x)
+    b7 = _np_basic(sd, p + "branch7x7_2", b7, pad=(0, 3))
+    b7 = _np_basic(sd, p + "branch7x7_3", b7, pad=(3, 0))
+    bd = _np_basic(sd, p + "branch7x7dbl_1", x)
+    for i, pad in zip(range(2, 6), [(3, 0), (0, 3), (3, 0), (0, 3)]):
+        bd = _np_basic(sd, p + f"branch7x7dbl_{i}", bd, pad=pad)
+    return np.concatenate([_np_basic(sd, p + "branch1x1", x), b7, bd,
+                           _np_basic(sd, p + "branch_pool", _np_pool3(x, "avg"))], axis=1)
+
+
+def _np_d(sd, x, p=""):
+    b3 = _np_basic(sd, p + "branch3x3_2", _np_basic(sd, p + "branch3x3_1", x), stride=2)
+    b7 = _np_basic(sd, p + "branch7x7x3_1", x)
+    b7 = _np_basic(sd, p + "branch7x7x3_2", b7, pad=(0, 3))
+    b7 = _np_basic(sd, p + "branch7x7x3_3", b7, pad=(3, 0))
+    b7 = _np_basic(sd, p + "branch7x7x3_4", b7, stride=2)
+    return np.concatenate([b3, b7, _np_maxpool_s2(x)], axis=1)
+
+
+def _np_e(sd, x, pool, p=""):
+    b3 = _np_basic(sd, p + "branch3x3_1", x)
+    bd = _np_basic(sd, p + "branch3x3dbl_2", _np_basic(sd, p + "branch3x3dbl_1", x), pad=(1, 1))
+    return np.concatenate([
+        _np_basic(sd, p + "branch1x1", x),
+        _np_basic(sd, p + "branch3x3_2a", b3, pad=(0, 1)),
+        _np_basic(sd, p + "branch3x3_2b", b3, pad=(1, 0)),
+        _np_basic(sd, p + "branch3x3dbl_3a", bd, pad=(0, 1)),
+        _np_basic(sd, p + "branch3x3dbl_3b", bd, pad=(1, 0)),
+        _np_basic(sd, p + "branch_pool", _np_pool3(x, pool))], axis=1)
+
+
+def test_inception_b_c_d_blocks_match_numpy():
+    for module, ref_fn, seed in ((inc.InceptionB(), _np_b, 21),
+                                 (inc.FIDInceptionC(channels_7x7=8), _np_c, 22),
+                                 (inc.InceptionD(), _np_d, 23)):
+        x, sd, got = _block_case(module, 4, seed)
+        np.testing.assert_allclose(got, ref_fn(sd, x), rtol=1e-4, atol=1e-5,
+                                   err_msg=type(module).__name__)
+
+
+def _np_fid_inception(sd, x):
+    """pytorch-fid's FIDInceptionV3 forward in float64 NumPy, NCHW in [-1, 1] -> (pool3, logits),
+    written from the PyTorch module tree (torchvision Inception3 names)."""
+    x = _np_basic(sd, "Conv2d_1a_3x3", x, stride=2)
+    x = _np_basic(sd, "Conv2d_2a_3x3", x)
+    x = _np_maxpool_s2(_np_basic(sd, "Conv2d_2b_3x3", x, pad=(1, 1)))
+    x = _np_basic(sd, "Conv2d_4a_3x3", _np_basic(sd, "Conv2d_3b_1x1", x))
+    x = _np_maxpool_s2(x)
+    for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d"):
+        x = _np_a(sd, x, name + ".")
+    x = _np_b(sd, x, "Mixed_6a.")
+    for name in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
+        x = _np_c(sd, x, name + ".")
+    x = _np_d(sd, x, "Mixed_7a.")
+    x = _np_e(sd, _np_e(sd, x, "avg", "Mixed_7b."), "max", "Mixed_7c.")
+    pool3 = x.mean(axis=(2, 3))
+    return pool3, pool3 @ sd["fc.weight"].T + sd["fc.bias"]
+
+
+def test_full_fid_inception_matches_numpy_on_image_dependent_weights():
+    """The whole network against an independent float64 forward pass. Unlike the fid fixture's
+    random weights (whose outputs are the same for every image), these keep the features
+    image-dependent, so block order, channel concatenation and pooling are all exercised."""
+    model = inc.FIDInceptionV3()
+    template = inc.abstract_variables(model)
+    sd = _random_state_dict(template, 31, gain=np.sqrt(2.0))
+    variables = map_state_dict(template, sd)
+    # 139x139 leaves Mixed_7b/7c 3x3 (at 75 they are 1x1, where their
+    # average and max pools coincide and would go untested)
+    x = np.random.default_rng(32).uniform(-1, 1, size=(2, 3, 139, 139))
+    pool3, logits = jax.jit(model.apply)(variables, jnp.asarray(x.transpose(0, 2, 3, 1),
+                                                                jnp.float32))
+    ref_pool3, ref_logits = _np_fid_inception(sd, x)
+    spread = np.abs(ref_pool3[0] - ref_pool3[1]).mean() / np.abs(ref_pool3).mean()
+    assert spread > 0.02  # the two images give different features
+    np.testing.assert_allclose(np.asarray(pool3), ref_pool3, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(logits), ref_logits, rtol=1e-3, atol=1e-4)
 
 
 def test_mapping_errors_name_tensors():
