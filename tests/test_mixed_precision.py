@@ -150,3 +150,29 @@ def test_pipeline_config_fields_select_the_compute_dtype():
     config.disc.compute_dtype = "bfloat16"
     with pytest.raises(ValueError, match="disc.compute_dtype"):
         M.build_discriminator(config)
+
+
+def _conv_dtypes(jaxpr, out):
+    """Operand dtypes of every convolution in a jaxpr, sub-jaxprs included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            out.append(str(eqn.invars[0].aval.dtype))
+        for v in eqn.params.values():
+            for sub in (v if isinstance(v, (list, tuple)) else [v]):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _conv_dtypes(inner, out)
+    return out
+
+
+def test_dg_gradient_backward_runs_in_the_compute_dtype():
+    """The frozen classifier's backward pass (DG's grad_x of the logit) keeps bfloat16
+    convolutions: no float32 convolution appears in the gradient program."""
+    x, t = _inputs()
+    bf16 = classifier_from_flags({**CLASSIFIER, "compute_dtype": "bfloat16"}, dg_time=True)
+    variables = {"params": _random_params(classifier_from_flags(CLASSIFIER), x, t)}
+    fwd = _conv_dtypes(jax.make_jaxpr(lambda z: bf16.apply(variables, z, t))(x).jaxpr, [])
+    grad = _conv_dtypes(jax.make_jaxpr(jax.grad(
+        lambda z: jnp.sum(bf16.apply(variables, z, t))))(x).jaxpr, [])
+    assert fwd and set(fwd) == {"bfloat16"}
+    assert set(grad) == {"bfloat16"} and len(grad) > len(fwd)  # forward + transposed convs
