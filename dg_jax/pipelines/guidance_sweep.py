@@ -25,7 +25,7 @@ from dg_jax.eval.digits_classifier import digits_features, train_digits_classifi
 from dg_jax.eval.fid import fid_from_features
 from dg_jax.guidance.cfg import cfg_model_fn, classifier_guidance_cond_fn, null_labels_like
 from dg_jax.metric_writers import log
-from dg_jax.parallel import data_sharding
+from dg_jax.parallel import data_sharding, gather, put_global
 from dg_jax.pipelines import guidance_models as GM
 from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 
@@ -98,11 +98,11 @@ def sweep_stage(config, workdir, mesh, unet, params, clf, clf_params, real_image
             for i in range(0, n, b):
                 k = jax.random.fold_in(key, i)
                 shape = (b,) + real_images.shape[1:]
-                latents = jax.device_put(jax.random.normal(jax.random.fold_in(k, 0), shape),
-                                         sharding)
-                lab = jax.device_put(jnp.asarray(labels_all[i:i + b]), sharding)
+                # every process draws the same global batch and places its own rows
+                latents = put_global(jax.random.normal(jax.random.fold_in(k, 0), shape), sharding)
+                lab = put_global(labels_all[i:i + b], sharding)
                 x = sampler(latents, lab, jax.random.fold_in(k, 1), jnp.float32(w))
-                chunks.append(np.asarray(jax.device_get(x)))
+                chunks.append(gather(x))
             samples = float_to_uint8(np.concatenate(chunks)[:n])
             row = {"weight": w, **score_samples((apply_fn, scorer_params), samples,
                                                 labels_all, real_feats)}
