@@ -87,6 +87,32 @@ def test_auto_keeps_the_einsum_path_on_cpu_and_in_float32():
     assert "cudnn" not in text.lower()
 
 
+@pytest.fixture
+def probe_passes(monkeypatch):
+    """The one-time compile probe succeeds (as it would where cuDNN works)."""
+    monkeypatch.setattr(attention, "_cudnn_probe", lambda dtype, head_dim: None)
+
+
+def test_auto_falls_back_when_the_fused_kernel_does_not_compile(monkeypatch):
+    """With every static rule met but no working cuDNN (here: a CPU pretending to be an H100),
+    the compile probe fails once: 'auto' warns and uses the einsum path, 'cudnn' is an error."""
+    monkeypatch.setattr(attention, "_compute_capability", lambda: (9, 0))
+    attention._cudnn_probe.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="does not compile here"):
+            assert not attention.use_fused_attention("auto", jnp.bfloat16, 64, "f")
+        assert not attention.use_fused_attention("auto", jnp.bfloat16, 64, "f")  # cached
+        with pytest.raises(ValueError, match="f='cudnn' but .* does not compile here"):
+            attention.use_fused_attention("cudnn", jnp.bfloat16, 64, "f")
+        x, t = _inputs()
+        model = SongUNet(**SONG, compute_dtype="bfloat16")  # head dimension 32: probed anew
+        with pytest.warns(UserWarning, match="does not compile here"):
+            y = _apply(model, {"params": _random_params(model, x, t)}, x, t)
+        assert bool(jnp.all(jnp.isfinite(y)))
+    finally:
+        attention._cudnn_probe.cache_clear()
+
+
 @pytest.mark.parametrize("cc, dtype, head_dim, ok", [
     ((9, 0), jnp.bfloat16, 256, True),    # Hopper: head dims up to 256
     ((8, 0), jnp.bfloat16, 256, False),   # Ampere: up to 128
@@ -96,7 +122,7 @@ def test_auto_keeps_the_einsum_path_on_cpu_and_in_float32():
     ((9, 0), jnp.float32, 64, False),     # never in float32
     (None, jnp.bfloat16, 64, False),      # not a CUDA GPU
 ])
-def test_fused_attention_applicability(monkeypatch, cc, dtype, head_dim, ok):
+def test_fused_attention_applicability(monkeypatch, probe_passes, cc, dtype, head_dim, ok):
     monkeypatch.setattr(attention, "_compute_capability", lambda: cc)
     reason = attention.fused_attention_unsupported(dtype, head_dim)
     assert (reason is None) == ok

@@ -5,7 +5,8 @@ Every attention layer of the EDM U-Nets and the ADM networks takes an `attention
 - 'auto' (default): cuDNN's fused kernel (`jax.nn.dot_product_attention(implementation=
   'cudnn')`) when it applies: a CUDA GPU of compute capability 8.0 or later, 16-bit activations
   (the networks' `compute_dtype` 'bfloat16' / 'float16') and a head dimension that is a multiple
-  of 8 and at most 128 (256 on Hopper and later). Everywhere else, and always in float32, the
+  of 8 and at most 128 (256 on Hopper and later), checked once per dtype and head dimension by
+  compiling a tiny fused call and its gradient. Everywhere else, and always in float32, the
   layer's own einsum path, which follows the PyTorch reference's casts exactly (parity).
 - 'xla': always the einsum path.
 - 'cudnn': the fused kernel, and a ValueError naming the field where it does not apply.
@@ -14,6 +15,9 @@ The fused kernel computes the same function, softmax(q k^T * scale) v with float
 softmax, but rounds differently from the einsum path in 16 bits; it is never used in float32.
 """
 from __future__ import annotations
+
+import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +46,24 @@ def fused_attention_unsupported(dtype, head_dim: int) -> str | None:
     h_max = 256 if cc >= (9, 0) else 128
     if head_dim % 8 or head_dim > h_max:
         return f"head dimension {head_dim} is not a multiple of 8 at most {h_max}"
+    return _cudnn_probe(jnp.dtype(dtype).name, head_dim)
+
+
+@functools.lru_cache(maxsize=None)
+def _cudnn_probe(dtype: str, head_dim: int) -> str | None:
+    """Compiles a tiny fused call and its gradient once per (dtype, head dimension): None when
+    it compiles, else why not (an old cuDNN, say), so 'auto' falls back instead of failing."""
+    q = jax.ShapeDtypeStruct((1, 16, 1, head_dim), dtype)
+
+    def loss(x):
+        return jnp.sum(fused_attention(x, x, x, 1.0).astype(jnp.float32))
+
+    try:
+        jax.jit(jax.grad(loss)).lower(q).compile()
+    except Exception as err:  # noqa: BLE001 - any failure means: use the einsum path
+        msg = f"cuDNN's fused attention does not compile here ({type(err).__name__}: {err})"
+        warnings.warn(f"{msg}; attention_impl='auto' uses the einsum path", stacklevel=2)
+        return msg
     return None
 
 
