@@ -49,7 +49,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.disc = dict(kind="adm", compute_dtype="float32", attention_impl="auto",
                        channels=[], time_embed_dim=0,
                        conditional=cond,
-                       classifier="ckpt/adm_classifier", classifier_flags={},
+                       classifier="ckpt/adm_classifier",
+                       # DG's 32x32 ADM classifier (the converted file carries the same flags;
+                       # these build it with random weights when disc.classifier="")
+                       classifier_flags=dict(image_size=32, classifier_use_fp16=False,
+                                             classifier_width=128, classifier_depth=4,
+                                             classifier_attention_resolutions="32,16,8",
+                                             classifier_use_scale_shift_norm=True,
+                                             classifier_resblock_updown=True,
+                                             classifier_pool="attention", out_channels=1000),
                        head_flags=dict(image_size=8, classifier_use_fp16=False, classifier_width=128, classifier_depth=2,
                                        classifier_attention_resolutions="32,16,8",
                                        classifier_use_scale_shift_norm=True,

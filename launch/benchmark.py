@@ -1,12 +1,13 @@
 """Measures throughput of a DG image config and writes DIR/benchmark.json.
 
-  python -m launch.benchmark --config=configs/cifar10_edm_dg.py --workdir=/tmp/bench
+  python -m launch.benchmark --config=configs/cifar10_edm_dg.py --workdir=/tmp/bench \
+      --config.sample.batch_size=512
   python -m launch.benchmark --config=configs/cifar10_edm_dg.py:smoke --workdir=/tmp/bench_smoke
 
 Reports, on whatever devices JAX sees (the JSON says which), for each compute dtype in
 --dtypes (default float32 and bfloat16; `build_score_model` / `build_discriminator`): EDM Heun
-sampling images/s with and without DG at sample.batch_size (score model and discriminator as
-the config builds them, random weights where the config has no checkpoint), the DG overhead
+sampling images/s with and without DG at sample.batch_size (score model and discriminator of
+the config's architectures, with random weights unless --weights=config), the DG overhead
 ratio, EDM score-training images/s (EDM loss, Adam, EMA; batch --score_train_batch) and
 discriminator-training images/s, each with its compile time; the bfloat16 speed-up over float32;
 and FID Inception feature images/s (random weights, float32). The first dtype's numbers are also
@@ -17,7 +18,9 @@ bfloat16). On CPU the JSON says so in `note`: the numbers only show the benchmar
 FLOPs are counted from the traced programs (`dg_jax/flops.py`: 2 x the multiply-adds of every
 convolution and matmul; XLA's cost analysis misses cuDNN's convolutions on GPU), so
 `tflops_per_second` and `mfu` (against the device's dense peak in that dtype, None where the
-peak is unknown, e.g. on CPU) are comparable across backends.
+peak is unknown, e.g. on CPU) are comparable across backends. A `lax.cond` counts as its
+costlier branch, so Heun sampling counts 36 evaluations (the last step's skipped correction
+included) against the 35 it runs: FLOPs and MFU of sampling read about 3% high.
 """
 import json
 import pathlib
@@ -33,6 +36,9 @@ flags.DEFINE_integer("repeats", 3, "timed repetitions after the compile run")
 flags.DEFINE_integer("inception_batch", 0, "Inception batch (0: sample.batch_size)")
 flags.DEFINE_integer("score_train_batch", 0, "score-training batch (0: sample.batch_size)")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "compute dtypes to measure")
+flags.DEFINE_enum("weights", "random", ["random", "config"],
+                  "'random': the config's architectures with random weights (speed does not "
+                  "depend on them; no checkpoint needed); 'config': the config's checkpoints")
 flags.mark_flags_as_required(["config", "workdir"])
 
 CPU_NOTE = ("measured on CPU: these numbers only show that the benchmark runs; CPUs emulate "
@@ -161,6 +167,21 @@ def _disc_training(config, disc, mesh, repeats, tag):
             "batch_size": 2 * n}
 
 
+def _use_random_weights(config, edm: bool) -> None:
+    """The config's architectures with random weights: score.source='random' (EDM family) and
+    disc.classifier='' (the ADM classifier built from disc.classifier_flags)."""
+    config.unlock()
+    if edm:
+        config.score.source = "random"
+    if config.disc.kind == "adm" and config.disc.classifier:
+        if not config.disc.classifier_flags:
+            raise ValueError("--weights=random: disc.classifier_flags is empty, so the "
+                             f"discriminator's classifier ({config.disc.classifier}) has no "
+                             "architecture to build with random weights; set it or use "
+                             "--weights=config")
+        config.disc.classifier = ""
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
@@ -194,6 +215,8 @@ def main(argv):
         labels = jax.device_put(jnp.arange(batch) % d.num_classes, data_sharding(mesh))
 
     edm = config.score.family == "edm"
+    if FLAGS.weights == "random":
+        _use_random_weights(config, edm)
     score_batch = FLAGS.score_train_batch or batch
     score_batch = max(jax.device_count(), score_batch - score_batch % jax.device_count())
     if edm:

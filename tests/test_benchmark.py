@@ -43,3 +43,22 @@ def test_benchmark_rejects_unknown_dtype(tmp_path):
         timeout=300)
     assert out.returncode != 0
     assert "--dtypes='fp8'" in out.stderr
+
+
+def test_random_weights_need_no_checkpoint():
+    """--weights=random (the default) benchmarks the config's architectures without its
+    checkpoints; a discriminator classifier with no architecture in the config is named."""
+    import pytest
+
+    from configs.cifar10_edm_dg import get_config as cifar10
+    from configs.imagenet256_adm_dg import get_config as imagenet256
+    from launch.benchmark import _use_random_weights
+
+    config = cifar10()
+    assert config.score.source == "converted" and config.disc.classifier
+    _use_random_weights(config, edm=True)
+    assert config.score.source == "random" and config.disc.classifier == ""
+    assert config.disc.classifier_flags.classifier_width == 128  # DG's 32x32 classifier
+    assert config.disc.classifier_flags.classifier_depth == 4
+    with pytest.raises(ValueError, match="disc.classifier_flags is empty"):
+        _use_random_weights(imagenet256(), edm=False)
