@@ -2,10 +2,10 @@
 
 Every process draws the same global latents and labels (fold_in(key, shard * 100003 + batch),
 as dg_images does), places only its own rows on its devices, runs the sharded sampler, and reads
-back only the rows its devices hold. With one process it writes `samples_NNNNNN.npz` exactly as
-`dg_images.write_sample_shards` does; with several, each process writes its own part of every
-shard (`shards.write_part`, no file touched by two processes) and, after a barrier, process 0
-alone checks every part and writes the manifest. Readers (`shards.read_shards`) see the same
+back only the rows its devices hold; a shard's batches are all dispatched before any is read
+back. With one process it writes `samples_NNNNNN.npz`; with several, each process writes its
+own part of every shard (`shards.write_part`, no file touched by two processes) and, after a
+barrier, process 0 alone checks every part and writes the manifest. Readers (`shards.read_shards`) see the same
 images in the same order either way. The workdir must be a file system all processes share.
 """
 from __future__ import annotations
@@ -55,12 +55,14 @@ def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batc
     for s in range(num_shards):
         if _done(out_dir, s):
             continue
-        images, labels, rows = [], [], []
+        outs = []  # dispatch the whole shard first: no host sync between its batches
         for j in range(shard_size // batch):
             lat, lab = latents_and_labels(config, jax.random.fold_in(key, s * SHARD_STRIDE + j),
                                           batch)
-            x = sample_fn(put_global(lat, sharding),
-                          None if lab is None else put_global(lab, sharding))
+            outs.append((sample_fn(put_global(lat, sharding),
+                                   None if lab is None else put_global(lab, sharding)), lab))
+        images, labels, rows = [], [], []
+        for j, (x, lab) in enumerate(outs):
             idx, values = local_rows(x)
             images.append(shards.to_uint8(values))
             rows.append(j * batch + idx)
