@@ -23,14 +23,11 @@ import ml_collections
 
 from configs.dg_image_defaults import base_config
 from configs.dg_image_smoke import apply_smoke
+from configs.variants import parse_variants
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = set(filter(None, arg.split(",")))
-    unknown = variants - {"cond", "smoke"}
-    if unknown:
-        raise ValueError(f"unknown variants {sorted(unknown)} of configs/cifar10_edm_dg.py; "
-                         "use 'cond', 'smoke' or 'cond,smoke'")
+    variants = parse_variants(arg, {"cond", "smoke"}, "configs/cifar10_edm_dg.py")
     cond = "cond" in variants
     config = base_config()
     config.data = dict(source="npz", path="true_data.npz", resolution=32, channels=3,

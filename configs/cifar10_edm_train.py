@@ -19,14 +19,11 @@ import ml_collections
 
 from configs.guidance_defaults import base_config, train_fields
 from configs.guidance_smoke import apply_smoke
+from configs.variants import parse_variants
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = set(filter(None, arg.split(",")))
-    unknown = variants - {"cond", "smoke"}
-    if unknown:
-        raise ValueError(f"unknown variants {sorted(unknown)} of configs/cifar10_edm_train.py; "
-                         "use 'cond', 'smoke' or 'cond,smoke'")
+    variants = parse_variants(arg, {"cond", "smoke"}, "configs/cifar10_edm_train.py")
     cond = "cond" in variants
     config = base_config()
     config.stages = ("score",)

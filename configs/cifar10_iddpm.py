@@ -23,14 +23,11 @@ import ml_collections
 
 from configs.guidance_defaults import base_config, diffusion_fields, train_fields, unet_fields
 from configs.guidance_smoke import apply_smoke
+from configs.variants import parse_variants
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = set(filter(None, arg.split(",")))
-    unknown = variants - {"kl", "smoke"}
-    if unknown:
-        raise ValueError(f"unknown variants {sorted(unknown)} of configs/cifar10_iddpm.py; use "
-                         "'kl', 'smoke' or 'kl,smoke'")
+    variants = parse_variants(arg, {"kl", "smoke"}, "configs/cifar10_iddpm.py")
     config = base_config()
     config.stages = ("score",)
     config.data = dict(source="npz", path="cifar10_train.npz", resolution=32, channels=3,

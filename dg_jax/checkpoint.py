@@ -1,4 +1,5 @@
-"""Orbax checkpoints of whole train states, automatic resume, and the workdir's config guard.
+"""Orbax checkpoints of whole train states, automatic resume, the workdir's config guard, and
+`write_json`, the one writer of a run's JSON files (process 0, atomic).
 
 Orbax writes each step into a temporary folder and renames it when complete, so a killed job
 never leaves a half-written checkpoint that a resume would pick up.
@@ -24,6 +25,18 @@ def _flatten(d: Any, prefix: str = "") -> dict:
     return {prefix[:-1]: d}
 
 
+def write_json(path: str | pathlib.Path, obj: Any, *, sort_keys: bool = False) -> None:
+    """Writes `obj` as JSON to `path` from process 0 only, through a temporary file renamed into
+    place, so readers never see a half-written file."""
+    if jax.process_index() != 0:
+        return
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys))
+    tmp.replace(path)
+
+
 def guard_config(workdir: str | pathlib.Path, config: dict, section: str,
                  ignore: tuple = ()) -> None:
     """Records `config` for `section` in workdir/config.json, or, when a run already recorded
@@ -42,13 +55,8 @@ def guard_config(workdir: str | pathlib.Path, config: dict, section: str,
             raise ValueError(f"workdir {workdir} holds a checkpoint from a different config "
                              f"({detail}); use a new --workdir or restore those values")
         return
-    if jax.process_index() != 0:
-        return  # one writer: process 0 records the config for all
     recorded[section] = current
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(recorded, indent=2, sort_keys=True))
-    tmp.replace(path)
+    write_json(path, recorded, sort_keys=True)  # one writer: process 0 records it for all
 
 
 class Checkpointer:

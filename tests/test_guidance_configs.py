@@ -92,3 +92,13 @@ def test_errors_name_the_field(tmp_path):
     config.stages = ("score",)
     with pytest.raises(ValueError, match="score.unet.model_channels"):
         guidance_train.run(config, str(tmp_path / "d"))
+
+
+def test_unknown_config_variant_names_the_file():
+    import pytest
+
+    from configs.cifar10_iddpm import get_config
+
+    with pytest.raises(ValueError, match=r"unknown variants \['big'\] of configs/cifar10_iddpm.py"):
+        get_config("smoke,big")
+    assert get_config("kl,smoke").score.schedule_sampler == "loss-second-moment"

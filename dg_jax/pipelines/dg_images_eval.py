@@ -1,12 +1,12 @@
 """The evaluate stage of the image DG pipeline: metrics, results.json and the PNGs."""
 from __future__ import annotations
 
-import json
 import pathlib
 
 import jax
 import numpy as np
 
+from dg_jax.checkpoint import write_json
 from dg_jax.data import shards
 from dg_jax.eval.evaluate import compute_metrics
 from dg_jax.metric_writers import log
@@ -94,10 +94,8 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
                                                 disc, disc_params, e.path_samples)
     log(f"[evaluate] fd_no_dg={results['fd_no_dg']:.4f} fd_dg={results['fd_dg']:.4f} "
         f"({100 * results['fd_reduction']:.1f}% lower)")
+    write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        tmp = workdir / "results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(workdir / "results.json")
         _plots(workdir, sample_sets, results["log_ratio_path"], config)
     return results
 

@@ -7,7 +7,6 @@ steps and seeds, each resumable from the workdir (checkpoints/<run>).
 """
 from __future__ import annotations
 
-import json
 import pathlib
 
 import jax
@@ -15,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import guard_config
+from dg_jax.checkpoint import guard_config, write_json
 from dg_jax.gan import toy25
 from dg_jax.gan.trainer import build_models, train_gan
 from dg_jax.metric_writers import log
@@ -24,13 +23,6 @@ from dg_jax.parallel import check_divisible, make_mesh, process_slice
 RUNS = ("vanilla", "diffusion_gan")
 RESUME_SAFE_FIELDS = ("train.log_every", "train.checkpoint_every", "train.num_steps",
                       "tensorboard", "eval.num_samples", "runs")
-
-
-def write_json(path: pathlib.Path, obj) -> None:
-    if jax.process_index() == 0:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(obj, indent=2))
-        tmp.replace(path)
 
 
 def generate(g_apply, params, key, num: int, z_dim: int, batch: int = 5000) -> np.ndarray:

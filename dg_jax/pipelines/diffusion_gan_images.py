@@ -21,7 +21,8 @@ from dg_jax.eval.fid import fid_from_features
 from dg_jax.gan.trainer import train_gan
 from dg_jax.metric_writers import log
 from dg_jax.parallel import process_slice
-from dg_jax.pipelines.diffusion_gan import generate, write_json
+from dg_jax.checkpoint import write_json
+from dg_jax.pipelines.diffusion_gan import generate
 
 
 def load_cifar10(path: str) -> np.ndarray:

@@ -16,7 +16,6 @@ Writes DIR/results.json (whatever the stages produced) and, for the sweep, DIR/g
 """
 from __future__ import annotations
 
-import json
 import pathlib
 
 import jax
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import Checkpointer, guard_config
+from dg_jax.checkpoint import Checkpointer, guard_config, write_json
 from dg_jax.metric_writers import log, make_writer
 from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
 from dg_jax.pipelines import guidance_models as GM
@@ -222,13 +221,6 @@ def vlb_stage(config, workdir, mesh, train_images, heldout) -> dict:
     return out
 
 
-def _write_results(workdir: pathlib.Path, results: dict) -> None:
-    if jax.process_index() == 0:
-        tmp = workdir / "results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(workdir / "results.json")
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -262,6 +254,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results.update(sweep_stage(config, workdir, mesh, unet,
                                    jax.device_get(score_state.ema_params), clf,
                                    jax.device_get(clf_params), images))
-    _write_results(workdir, results)
+    write_json(workdir / "results.json", results)
     log(f"[done] wrote {workdir / 'results.json'}")
     return results

@@ -12,7 +12,6 @@ Stages, each resumable from the workdir:
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import ml_collections
 
-from dg_jax.checkpoint import Checkpointer, guard_config
+from dg_jax.checkpoint import Checkpointer, guard_config, write_json
 from dg_jax.diffusion.processes import make_process, sigma_to_vp
 from dg_jax.eval.distances import energy_distance
 from dg_jax.guidance.discriminator import (dg_correction_fn, exact_log_ratio_correction,
@@ -221,10 +220,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # every process runs the (sharded) trajectory samplers; process 0 writes the files
     traj = {name: gather(traj_samplers[name](jax.random.normal(key, (e.batch_size, 2)))[1])
             for name in ROWS}
+    write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        tmp = workdir / "results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(workdir / "results.json")
         from dg_jax.pipelines.toy2d_plot import plot_toy2d
 
         plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real, wrong, disc, disc_params)
