@@ -107,14 +107,19 @@ def _dg_logit_fn(disc, params, img_resolution: int):
 def run_dg_edm_sampler(case: dict, root: pathlib.Path) -> dict:
     """DG's EDM-G++ `edm_sampler` (DG generate.py): EDM's Heun sampler with
     `dg_weight_1st_order * DG` added to the Euler slope and `dg_weight_2nd_order * DG` to the
-    Heun correction, each only where time_min <= tau(sigma) <= time_max; `boosting` as DG's."""
+    Heun correction, each only where time_min <= tau(sigma) <= time_max; `boosting` as DG's.
+    A stochastic case (S_churn > 0 or boosting) feeds DG's per-step standard normal draws from
+    io `noise` [steps, B, C, H, W]."""
     cfg, dg = dict(case["sampler"]), dict(case["dg"])
     stochastic = float(cfg.get("S_churn", 0.0)) > 0 or bool(dg.get("boosting", False))
-    if stochastic:
-        raise ValueError("dg_edm_sampler parity with S_churn > 0 or boosting is stochastic and "
-                         "torch's noise draws cannot be reproduced (fields 'sampler.S_churn', "
-                         "'dg.boosting')")
     io = np.load(root / case["io"])
+    noise = None
+    if stochastic:
+        if "noise" not in io.files:
+            raise ValueError(f"case {case.get('name')!r} is stochastic (sampler.S_churn > 0 or "
+                             f"dg.boosting) but {case['io']} has no 'noise' array of per-step "
+                             "draws [steps, B, C, H, W]")
+        noise = jnp.asarray(np.asarray(io["noise"]).transpose(0, 1, 3, 4, 2), jnp.float32)
     denoise, params, arch = load_edm_denoiser(root / case["checkpoint"])
     disc, dparams = _discriminator(case, root, "discriminator", "discriminator_arch")
     logit_fn = _dg_logit_fn(disc, dparams, arch["init_kwargs"].get("img_resolution", 0))
@@ -131,9 +136,9 @@ def run_dg_edm_sampler(case: dict, root: pathlib.Path) -> dict:
                              min(float(cfg.get("sigma_max", 80.0)), denoise.sigma_max),
                              float(cfg.get("rho", 7.0)), round_sigma=denoise.round_sigma)
 
-    def sample(p, lat, lab):
+    def sample(p, lat, lab, step_noise):
         fn = lambda x, s, y: denoise(p, x, s, y)  # noqa: E731
-        return edm_gpp_sample(fn, lat, sigmas, corr, labels=lab,
+        return edm_gpp_sample(fn, lat, sigmas, corr, labels=lab, noise=step_noise,
                               weight_1st=float(dg.get("dg_weight_1st_order", 0.0)),
                               weight_2nd=float(dg.get("dg_weight_2nd_order", 0.0)),
                               boosting=bool(dg.get("boosting", False)),
@@ -143,5 +148,5 @@ def run_dg_edm_sampler(case: dict, root: pathlib.Path) -> dict:
                               S_noise=float(cfg.get("S_noise", 1.0)),
                               round_sigma=denoise.round_sigma)
 
-    samples = jax.jit(sample)(params, latents, labels)
+    samples = jax.jit(sample)(params, latents, labels, noise)
     return {"samples": (_nchw(samples), io["samples"])}

@@ -43,17 +43,28 @@ def churn_gammas(sigmas: np.ndarray, S_churn: float, S_min: float, S_max: float)
     return np.where((cur >= S_min) & (cur <= S_max), g, 0.0)
 
 
+def added_noise_std(t_cur, t_hat, gamma):
+    """sqrt(t_hat^2 - t_cur^2), the std of the noise that raises sigma from t_cur to t_hat, with
+    exactly 0 where gamma is 0. As a plain difference of squares it is not: compilers fuse
+    `a*a - b*b` into a fused multiply-add, whose result for a == b is the rounding error of b*b,
+    positive or negative, so the square root gives noise or NaN. Works on NumPy or JAX arrays."""
+    xp = jnp if any(isinstance(a, jax.Array) for a in (t_cur, t_hat, gamma)) else np
+    diff = xp.maximum(t_hat * t_hat - t_cur * t_cur, 0.0)
+    return xp.where(gamma > 0, xp.sqrt(diff), 0.0)
+
+
 def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
                 S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"),
                 S_noise: float = 1.0, guidance: Optional[Callable] = None,
                 second_order_guidance=_SAME, second_order_denoise_fn: Optional[Callable] = None,
                 euler: bool = False, round_sigma: Optional[Callable] = None,
-                return_trajectory: bool = False):
+                noise=None, return_trajectory: bool = False):
     """Samples with EDM's Heun (or Euler, `euler=True`) method.
 
     denoise_fn(x, sigma, labels) -> D, with sigma of shape (B,). `sigmas` is a host array (see
     `edm_sigma_steps`). The state keeps the dtype of `latents` (float64 latents reproduce EDM's
-    float64 integration); denoiser outputs are cast to it. `rng` is needed only when S_churn > 0.
+    float64 integration); denoiser outputs are cast to it. `rng` is needed only when S_churn > 0;
+    `noise` (shape (N,) + latents.shape) gives the per-step standard normal draws instead.
     With `return_trajectory`, also returns the state after every step, shape (N,) + x.shape.
     """
     sigmas = np.asarray(sigmas, np.float64)
@@ -61,10 +72,17 @@ def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
         raise ValueError("sigmas must be a 1-D table ending with 0 (see edm_sigma_steps)")
     gammas = churn_gammas(sigmas, S_churn, S_min, S_max)
     stochastic = bool(np.any(gammas > 0))
-    if stochastic and rng is None:
-        raise ValueError("S_churn > 0 makes the sampler stochastic: pass rng")
+    n = len(sigmas) - 1
+    if noise is not None:
+        noise = jnp.asarray(noise)
+        if noise.shape != (n,) + tuple(latents.shape):
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; {n} steps need "
+                             f"(num_steps,) + latents.shape = {(n,) + tuple(latents.shape)}")
+    elif stochastic and rng is None:
+        raise ValueError("S_churn > 0 makes the sampler stochastic: pass rng (or noise)")
     rs = round_sigma or (lambda s: s)
     t_hat = np.asarray(rs(sigmas[:-1] * (1.0 + gammas)), np.float64)
+    noise_std = added_noise_std(sigmas[:-1], t_hat, gammas) * S_noise  # host float64: exact 0s
 
     first = guidance(denoise_fn) if guidance is not None else denoise_fn
     base2 = second_order_denoise_fn or denoise_fn
@@ -74,17 +92,21 @@ def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
 
     dtype = latents.dtype
     batch = latents.shape[0]
-    n = len(sigmas) - 1
 
     def slope(fn, x, sigma):
         sig = jnp.full((batch,), sigma, dtype)
         return (x - fn(x, sig, labels).astype(dtype)) / sigma
 
+    def add_noise(x, i, std, step_noise):
+        if not stochastic:
+            return x
+        eps = (step_noise.astype(dtype) if noise is not None
+               else jax.random.normal(jax.random.fold_in(rng, i), x.shape, dtype))
+        return x + std * eps
+
     def step(x, inputs):
-        i, t_cur, t_h, t_next = inputs
-        if stochastic:
-            noise = jax.random.normal(jax.random.fold_in(rng, i), x.shape, dtype)
-            x = x + jnp.sqrt(jnp.maximum(t_h**2 - t_cur**2, 0.0)) * S_noise * noise
+        i, t_h, t_next, std, step_noise = inputs
+        x = add_noise(x, i, std, step_noise)
         d = slope(first, x, t_h)
         x_next = x + (t_next - t_h) * d
         if not euler:
@@ -92,18 +114,17 @@ def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
             x_next = x + (t_next - t_h) * (0.5 * d + 0.5 * d2)
         return x_next, (x_next if return_trajectory else None)
 
-    def last_step(x, t_cur, t_h, t_next):
-        if stochastic:
-            noise = jax.random.normal(jax.random.fold_in(rng, n - 1), x.shape, dtype)
-            x = x + jnp.sqrt(jnp.maximum(t_h**2 - t_cur**2, 0.0)) * S_noise * noise
+    def last_step(x, i, t_h, t_next, std, step_noise):
+        x = add_noise(x, i, std, step_noise)
         return x + (t_next - t_h) * slope(first, x, t_h)
 
-    table = (jnp.arange(n), jnp.asarray(sigmas[:-1], dtype), jnp.asarray(t_hat, dtype),
-             jnp.asarray(sigmas[1:], dtype))
+    table = (jnp.arange(n), jnp.asarray(t_hat, dtype), jnp.asarray(sigmas[1:], dtype),
+             jnp.asarray(noise_std, dtype),
+             noise if (stochastic and noise is not None) else jnp.zeros(n))
     x = latents * jnp.asarray(sigmas[0], dtype)
     head = jax.tree_util.tree_map(lambda a: a[:-1], table)
     x, traj = jax.lax.scan(step, x, head)
-    x = last_step(x, table[1][-1], table[2][-1], table[3][-1])
+    x = last_step(x, *jax.tree_util.tree_map(lambda a: a[-1], table))
     if not return_trajectory:
         return x
     traj = jnp.concatenate([traj, x[None]], axis=0)

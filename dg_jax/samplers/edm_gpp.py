@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dg_jax.samplers.edm import added_noise_std
+
 
 def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
                    weight_1st: float = 2.0, weight_2nd: float = 0.0, boosting: bool = False,
@@ -33,9 +35,14 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
                    S_max: float = float("inf"), S_noise: float = 1.0,
                    round_sigma: Optional[Callable] = None, period: int = 5,
                    period_weight: int = 2, boost_churn: float = 4.0, boost_noise: float = 1.0,
-                   return_log_ratio: bool = False):
+                   noise=None, return_log_ratio: bool = False):
     """Samples with EDM-G++. dg_corr(x, sigma, labels) -> (grad_x log r, log r), as built by
     `dg_correction_fn(..., with_log_ratio=True)`; sigma has shape (B,).
+
+    When the sampler is stochastic (S_churn > 0 or boosting) step i adds
+    `added_noise_std(t_i, t_hat, gamma) * S_noise * n_i` with n_i standard normal: drawn from
+    `fold_in(rng, i)`, or taken from `noise[i]` (shape (N,) + latents.shape, DG's per-step
+    `randn_like` draws, for parity) when given. The added amount is exactly 0 where gamma is 0.
 
     Returns the samples (and, with `return_log_ratio`, the per-step log ratios, shape (N, B)).
     """
@@ -44,8 +51,13 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
     if sigmas.ndim != 1 or n < 1 or sigmas[-1] != 0.0:
         raise ValueError("sigmas must be a 1-D table ending with 0 (see edm_sigma_steps)")
     stochastic = S_churn > 0 or boosting
-    if stochastic and rng is None:
-        raise ValueError("S_churn > 0 or boosting makes EDM-G++ stochastic: pass rng")
+    if noise is not None:
+        noise = jnp.asarray(noise)
+        if noise.shape != (n,) + tuple(latents.shape):
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; EDM-G++ with {n} steps needs "
+                             f"(num_steps,) + latents.shape = {(n,) + tuple(latents.shape)}")
+    elif stochastic and rng is None:
+        raise ValueError("S_churn > 0 or boosting makes EDM-G++ stochastic: pass rng (or noise)")
     rs = round_sigma or (lambda s: s)
     dtype = latents.dtype
     batch = latents.shape[0]
@@ -63,7 +75,7 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
 
     def step(carry, inputs):
         x, prev_log_ratio = carry
-        i, t_cur, t_next, is_last = inputs
+        i, t_cur, t_next, is_last, step_noise = inputs
         churn = jnp.full((batch,), S_churn, dtype)
         noise_scale = jnp.full((batch,), S_noise, dtype)
         if boosting:
@@ -74,8 +86,10 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
         gamma = jnp.where(in_range, jnp.minimum(churn / n, max_gamma), 0.0)
         t_hat = rs(t_cur + gamma * t_cur)
         if stochastic:
-            eps = jax.random.normal(jax.random.fold_in(rng, i), x.shape, dtype)
-            x = x + (jnp.sqrt(t_hat**2 - t_cur**2) * noise_scale).reshape(bshape) * eps
+            eps = (step_noise.astype(dtype) if noise is not None
+                   else jax.random.normal(jax.random.fold_in(rng, i), x.shape, dtype))
+            amount = added_noise_std(t_cur, t_hat, gamma) * noise_scale
+            x = x + amount.reshape(bshape) * eps
         boost = ((lambda lr: (lr < 0) & (i % period_weight == 0)) if boosting
                  else (lambda lr: jnp.zeros(lr.shape, bool)))
         d, log_ratio = guided_slope(x, t_hat, weight_1st, boost)
@@ -91,7 +105,7 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
         return (x_next, log_ratio), log_ratio
 
     table = (jnp.arange(n), jnp.asarray(sigmas[:-1], dtype), jnp.asarray(sigmas[1:], dtype),
-             jnp.arange(n) == n - 1)
+             jnp.arange(n) == n - 1, noise if (stochastic and noise is not None) else jnp.zeros(n))
     x0 = latents * jnp.asarray(sigmas[0], dtype)
     init = (x0, jnp.full((batch,), jnp.inf, dtype))
     (x, _), log_ratios = jax.lax.scan(step, init, table)
