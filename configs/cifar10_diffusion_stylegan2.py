@@ -15,6 +15,10 @@ with T, p, r_d and D's real/fake outputs under DIR/<run>/.
 """
 import ml_collections
 
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -33,7 +37,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                             ada_interval=4, ada_kimg=100.0)
     config.eval = dict(num_samples=100, classifier_steps=0, snapshot_every=0)
 
-    if arg == "smoke":
+    if "smoke" in parse_variants(arg, VARIANTS, __file__):
         config.data.synthetic = True
         config.data.resolution = 8
         config.model.z_dim = 8
@@ -45,7 +49,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         config.train.checkpoint_every = 4
         config.train.r1_interval = 4
         config.eval.num_samples = 16
-    elif arg:
-        raise ValueError(f"unknown config variant {arg!r} for configs/cifar10_diffusion_stylegan2.py; "
-                         "use '' or 'smoke'")
     return ml_collections.ConfigDict(config)

@@ -21,9 +21,11 @@ from configs.guidance_defaults import base_config, train_fields
 from configs.guidance_smoke import apply_smoke
 from configs.variants import parse_variants
 
+VARIANTS = ("cond", "smoke")
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = parse_variants(arg, {"cond", "smoke"}, "configs/cifar10_edm_train.py")
+    variants = parse_variants(arg, VARIANTS, __file__)
     cond = "cond" in variants
     config = base_config()
     config.stages = ("score",)

@@ -25,9 +25,11 @@ from configs.guidance_defaults import base_config, diffusion_fields, train_field
 from configs.guidance_smoke import apply_smoke
 from configs.variants import parse_variants
 
+VARIANTS = ("kl", "smoke")
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = parse_variants(arg, {"kl", "smoke"}, "configs/cifar10_iddpm.py")
+    variants = parse_variants(arg, VARIANTS, __file__)
     config = base_config()
     config.stages = ("score",)
     config.data = dict(source="npz", path="cifar10_train.npz", resolution=32, channels=3,

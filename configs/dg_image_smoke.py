@@ -41,5 +41,5 @@ def apply_smoke(config, family: str = "edm") -> None:
     config.disc.batch_size = 8
     config.disc.log_every = 2
     config.disc.checkpoint_every = 2
-    config.eval = dict(features="pixels", inception_weights="", num_samples=32,
+    config.eval = dict(ref_stats="", features="pixels", inception_weights="", num_samples=32,
                        batch_size=16, path_samples=8, classifier_steps=0)

@@ -27,6 +27,9 @@ Seed and dtype (fd_no_dg / fd_dg): float32 seed 0 10.77 / 5.95, seed 1 9.37 / 5.
 import ml_collections
 
 from configs.dg_image_defaults import base_config
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -41,7 +44,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.score.train = dict(num_steps=300, batch_size=64, optimizer="adam", learning_rate=1e-3,
                               warmup_steps=100, ema_decay=0.99, log_every=100, checkpoint_every=500)
     config.generate = dict(num_samples=2048, batch_size=256, shard_size=512)
-    config.disc = dict(kind="conv", compute_dtype="float32", channels=[32, 64], time_embed_dim=64,
+    config.disc = dict(source="train", checkpoint="", kind="conv", compute_dtype="float32", channels=[32, 64], time_embed_dim=64,
                        conditional=False,
                        classifier="", classifier_flags={}, head_flags={},
                        precompute_draws=0,  # only for disc.kind="adm"
@@ -50,9 +53,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                        checkpoint_every=1000)
     config.sample = dict(num_samples=1792, batch_size=256, shard_size=512)
     config.dg.weight_1st = 3.0
-    config.eval = dict(features="digits", inception_weights="", num_samples=1792, batch_size=256,
+    config.eval = dict(ref_stats="", features="digits", inception_weights="", num_samples=1792, batch_size=256,
                        path_samples=128, classifier_steps=600)
-    if arg == "smoke":
+    if "smoke" in parse_variants(arg, VARIANTS, __file__):
         config.score.arch.init_kwargs.model_channels = 8
         config.score.train.num_steps = 6
         config.score.train.batch_size = 16
@@ -70,6 +73,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         config.eval.num_samples = 64
         config.eval.path_samples = 8
         config.eval.classifier_steps = 20
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r} of configs/digits_dg.py; use '' or 'smoke'")
     return config

@@ -16,6 +16,10 @@ classifier train accuracy 0.9928.
 """
 import ml_collections
 
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -34,7 +38,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                             ada_interval=4, ada_kimg=20.0)
     config.eval = dict(num_samples=2000, classifier_steps=600, snapshot_every=0)
 
-    if arg == "smoke":
+    if "smoke" in parse_variants(arg, VARIANTS, __file__):
         config.model.width = 8
         config.model.z_dim = 8
         config.train.batch_size = 16
@@ -45,7 +49,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         config.diffusion.ada_kimg = 0.1
         config.eval.num_samples = 200
         config.eval.classifier_steps = 20
-    elif arg:
-        raise ValueError(f"unknown config variant {arg!r} for configs/digits_diffusion_gan.py; "
-                         "use '' or 'smoke'")
     return ml_collections.ConfigDict(config)

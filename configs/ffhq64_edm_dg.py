@@ -17,11 +17,13 @@ import ml_collections
 
 from configs.cifar10_edm_dg import get_config as cifar_config
 from configs.dg_image_smoke import apply_smoke
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    if arg not in ("", "smoke"):
-        raise ValueError(f"unknown variant {arg!r} of configs/ffhq64_edm_dg.py; use '' or 'smoke'")
+    smoke = "smoke" in parse_variants(arg, VARIANTS, __file__)
     config = cifar_config("")
     config.data = dict(source="npz", path="ffhq64.npz", resolution=64, channels=3, num_classes=0)
     config.score.checkpoint = "ckpt/edm_ffhq64"
@@ -34,6 +36,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.disc.head_flags.in_channels = 512
     config.disc.conditional = False
     config.dg.boosting = False
-    if arg == "smoke":
+    if smoke:
         apply_smoke(config)
     return config

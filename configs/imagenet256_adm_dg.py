@@ -20,11 +20,13 @@ import ml_collections
 
 from configs.dg_image_defaults import base_config
 from configs.dg_image_smoke import apply_smoke
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    if arg not in ("", "smoke"):
-        raise ValueError(f"unknown variant {arg!r} of configs/imagenet256_adm_dg.py; use '' or 'smoke'")
+    smoke = "smoke" in parse_variants(arg, VARIANTS, __file__)
     config = base_config()
     config.data = dict(source="npz", path="imagenet256.npz", resolution=256, channels=3,
                        num_classes=1000)
@@ -34,7 +36,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.score.flags = {}
     config.sampler.respacing = "250"  # DDPM-G++; "ddim25" for DDIM-G++
     config.generate = dict(num_samples=50000, batch_size=250, shard_size=5000)
-    config.disc = dict(kind="adm", compute_dtype="float32", attention_impl="auto",
+    config.disc = dict(source="train", checkpoint="", kind="adm", compute_dtype="float32", attention_impl="auto",
                        channels=[], time_embed_dim=0,
                        conditional=True,
                        classifier="ckpt/adm256_classifier_dg", classifier_flags={},
@@ -53,9 +55,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.sample = dict(num_samples=50000, batch_size=250, shard_size=5000)
     config.dg.weight_1st = 1.0
     config.cg = dict(scale=1.0, classifier="ckpt/adm256_classifier")
-    config.eval = dict(features="inception", inception_weights="", num_samples=50000,
+    config.eval = dict(ref_stats="", features="inception", inception_weights="", num_samples=50000,
                        batch_size=250, path_samples=250, classifier_steps=0)
-    if arg == "smoke":
+    if smoke:
         config.data.num_classes = 10
         apply_smoke(config, family="adm")
         config.cg.scale = 0.0

@@ -27,12 +27,13 @@ import ml_collections
 
 from configs.guidance_defaults import base_config, diffusion_fields, train_fields, unet_fields
 from configs.guidance_smoke import apply_smoke
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    if arg not in ("", "smoke"):
-        raise ValueError(f"unknown variant {arg!r} of configs/imagenet64_adm_cfg.py; use '' or "
-                         "'smoke'")
+    smoke = "smoke" in parse_variants(arg, VARIANTS, __file__)
     config = base_config()
     config.stages = ("score", "classifier")
     config.data = dict(source="npz", path="imagenet64_train.npz", resolution=64, channels=3,
@@ -55,7 +56,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.classifier.train = train_fields(num_steps=300_000, batch_size=256,
                                            learning_rate=3e-4, weight_decay=0.05,
                                            log_every=500, checkpoint_every=10_000)
-    if arg == "smoke":
+    if smoke:
         apply_smoke(config)
         config.data.num_classes = 10
     return config

@@ -14,6 +14,10 @@ import math
 
 import ml_collections
 
+from configs.variants import parse_variants
+
+VARIANTS = ("smoke",)
+
 
 def _ring(n, radius, phase=0.0):
     return [[radius * math.cos(2 * math.pi * k / n + phase),
@@ -49,7 +53,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.eval = dict(num_samples=8000, batch_size=4000, plot_sigmas=[2.0, 0.5, 0.1, 0.0],
                        plot_taus=[0.05, 0.3])
 
-    if arg == "smoke":
+    if "smoke" in parse_variants(arg, VARIANTS, __file__):
         config.generate.num_samples = 2048
         config.generate.batch_size = 1024
         config.disc.width = 64
@@ -61,6 +65,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         config.sampler.num_steps = 8
         config.eval.num_samples = 1024
         config.eval.batch_size = 512
-    elif arg:
-        raise ValueError(f"unknown config variant {arg!r} for configs/toy2d.py; use '' or 'smoke'")
     return ml_collections.ConfigDict(config)

@@ -14,7 +14,10 @@ from typing import Mapping, Optional, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from dg_jax.errors import ConfigError
 
 DATA_AXIS = "data"
 
@@ -34,11 +37,15 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def check_divisible(batch_size: int, mesh: Mesh, field: str) -> None:
-    """Raises naming `field` when the global batch does not split evenly over the mesh."""
+    """Raises `ConfigError` naming `field` unless the global batch is a positive multiple of
+    the number of devices."""
     n = mesh.devices.size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"{field}={batch_size!r} must be a positive integer (a multiple of the "
+                          f"{n} device(s))")
     if batch_size % n:
-        raise ValueError(f"{field}={batch_size} is not divisible by the number of devices ({n}); "
-                         f"choose a multiple of {n}")
+        raise ConfigError(f"{field}={batch_size} is not divisible by the number of devices "
+                          f"({n}); choose a multiple of {n}")
 
 
 def shard_batch(batch, mesh: Mesh):

@@ -29,7 +29,6 @@ precision/recall (k = 3), KID (100 subsets of <= 1000). Results are printed and 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
@@ -58,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num_samples", type=int, default=None,
                    help="evaluate the first N samples (default: all in the manifest)")
     p.add_argument("--output", required=True, help="results .json (or stats .npz)")
+    p.add_argument("--verbose", action="store_true", help="tracebacks for known errors too")
     return p
 
 
@@ -69,7 +69,8 @@ def _backend(args, parser):
     if not args.inception_weights:
         parser.error("--features=inception needs --inception_weights=PATH (pytorch-fid's "
                      "pt_inception-2015-12-05-6726825d.pth; see this module's docstring)")
-    return inception_backend(args.inception_weights, batch_size=args.batch_size)
+    return inception_backend(args.inception_weights, batch_size=args.batch_size,
+                             field="--inception_weights")
 
 
 def _reference_batches(args):
@@ -89,16 +90,11 @@ def _reference_batches(args):
     return None
 
 
-def _write_json(path: pathlib.Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(path)
-
-
 def run(args, parser, backend=None) -> dict:
     import jax
 
+    from dg_jax.checkpoint import write_json
+    from dg_jax.errors import check_finite
     from dg_jax.eval.evaluate import ALL_METRICS, compute_metrics, parse_metrics, sample_batches
     from dg_jax.eval.stats_io import load_stats, save_stats
 
@@ -135,7 +131,8 @@ def run(args, parser, backend=None) -> dict:
     refs = _reference_batches(args)
     if refs is not None:
         ref_desc, batches = refs
-        ref_features, _ = backend.extract(batches)
+        print(f"reference {ref_desc}: computing {backend.name} features", flush=True)
+        ref_features, _ = backend.extract(batches, name="reference")
         print(f"reference {ref_desc}: {len(ref_features)} images, features {backend.name}")
     if args.write_stats:
         from dg_jax.eval.stats_io import feature_statistics
@@ -148,10 +145,11 @@ def run(args, parser, backend=None) -> dict:
         return {"mu": mu, "sigma": sigma}
 
     num, batches = sample_batches(args.samples, args.batch_size, args.num_samples)
-    features, logits = backend.extract(batches)
+    features, logits = backend.extract(batches, name="samples", total=num)
     print(f"samples {args.samples}: {num} images, features {backend.name}")
     results = compute_metrics(features, logits, metrics, ref_stats=ref_stats,
                               ref_features=ref_features)
+    check_finite(results, "evaluate")
     for key, value in results.items():
         print(f"{key}: {value:.6g}")
     results.update({"samples": str(args.samples), "num_samples": int(num),
@@ -159,9 +157,8 @@ def run(args, parser, backend=None) -> dict:
                     "metrics": list(metrics)})
     if args.features == "inception" and args.inception_weights:
         results["inception_weights"] = str(args.inception_weights)
-    if jax.process_index() == 0:
-        _write_json(output, results)
-        print(f"wrote {output}")
+    write_json(output, results)
+    print(f"wrote {output}")
     return results
 
 
@@ -170,18 +167,9 @@ def main(argv=None, *, backend=None) -> int:
     network; tests pass a tiny stand-in, users never need it."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from dg_jax.convert.torch_reader import CheckpointError
-    from dg_jax.data.shards import ShardError
-    from dg_jax.eval.reference import ReferenceDataError
-    from dg_jax.eval.stats_io import StatsFileError
+    from dg_jax.cli import run_command
 
-    try:
-        run(args, parser, backend)
-    except (StatsFileError, ShardError, ReferenceDataError, CheckpointError,
-            FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: run(args, parser, backend), verbose=args.verbose)
 
 
 if __name__ == "__main__":

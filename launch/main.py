@@ -1,6 +1,14 @@
-"""Runs a dg_jax pipeline from an ml_collections config.
+"""Runs a dg_jax experiment from an ml_collections config.
 
   python -m launch.main --config=configs/toy2d.py --workdir=/tmp/dg_toy2d [--config.x=y ...]
+
+A config may take variants after a colon (--config=configs/cifar10_edm_dg.py:cond,smoke); the
+configs and their variants:
+
+%(configs)s
+
+Known user errors (a bad field, path or workdir; a checkpoint or JSON file that cannot be read;
+a diverged run) print one line and exit with status 2; --verbose adds the traceback.
 
 Several processes (multi-node GPU, or a local test) run the same command, each with its rank:
 
@@ -12,12 +20,20 @@ On a Cloud TPU VM pod slice JAX finds all three itself (`--distributed=auto` not
 environment; `--distributed=on` forces JAX's cluster detection, e.g. under SLURM). See
 launch/README.md and launch/tpu_vm.sh.
 """
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+import configs
+from dg_jax.cli import parse_flags_or_exit, run_command
+
+__doc__ = __doc__ % {"configs": configs.describe()}  # noqa: A001  (shown by --help)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "config file (path[:variant])", lock_config=True)
 flags.DEFINE_string("workdir", None, "where checkpoints, samples and results go")
+flags.DEFINE_bool("verbose", False, "print the traceback of known user errors too")
 flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
                   "jax.distributed.initialize: auto (explicit flags/env, or a TPU VM), on "
                   "(JAX's cluster detection), off (single process)")
@@ -30,15 +46,20 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # progress lines are printed; keep orbax's INFO quiet
-    from dg_jax.parallel import initialize_distributed, resolve_distributed
 
-    initialize_distributed(resolve_distributed(FLAGS.distributed, FLAGS.coordinator_address,
-                                               FLAGS.num_processes, FLAGS.process_id))
-    from dg_jax.pipelines.registry import get_pipeline
+    def run():
+        from dg_jax.parallel import initialize_distributed, resolve_distributed
+        from dg_jax.pipelines.registry import get_pipeline
 
-    config = FLAGS.config
-    get_pipeline(config.pipeline)(config, FLAGS.workdir)
+        initialize_distributed(resolve_distributed(FLAGS.distributed, FLAGS.coordinator_address,
+                                                   FLAGS.num_processes, FLAGS.process_id))
+        config = FLAGS.config
+        source = config_flags.get_config_filename(FLAGS["config"])
+        get_pipeline(config.pipeline)(config, FLAGS.workdir, source=source)
+
+    return run_command(run, verbose=FLAGS.verbose)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=lambda argv: parse_flags_or_exit(FLAGS, argv))
+    sys.exit(0)

@@ -15,6 +15,11 @@ jax.config.update("jax_default_matmul_precision", "highest")
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end runs and multi-process tests "
+                            "(deselect with -m 'not slow' for a fast loop)")
+
+
 @pytest.fixture(scope="session")
 def shared_fixtures():
     """`../shared/fixtures` beside the checkout; tests that need it skip (and say so) when absent."""

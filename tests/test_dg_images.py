@@ -6,6 +6,7 @@ import pytest
 
 from configs import cifar10_edm_dg, digits_dg
 from dg_jax.data import shards
+from dg_jax.errors import WorkdirError
 from dg_jax.pipelines import dg_images, dg_images_models
 
 
@@ -47,9 +48,9 @@ def test_reference_smaller_than_sample_count(smoke_run):
     workdir, _ = smoke_run
     config = digits_dg.get_config("smoke")
     config.stages = ("evaluate",)
-    config.eval.num_samples = 5000
+    config.eval.num_samples = config.sample.num_samples = 5000
     with pytest.raises(ValueError, match="fewer than eval.num_samples=5000"):
-        dg_images.run(config, str(workdir))
+        dg_images.run(config, str(workdir))  # refused before any sampling
 
 
 def test_missing_shard_is_named(smoke_run, tmp_path):
@@ -125,3 +126,69 @@ def test_tfds_source_without_tensorflow_says_what_to_install():
     config.data.source, config.data.path = "tfds", "cifar10"
     with pytest.raises(ReferenceDataError, match=r"\[tf\]"):
         dg_images_models.load_real(config)
+
+
+def test_sampling_change_redoes_only_sampling_and_evaluation(smoke_run, tmp_path):
+    """In a finished workdir a new DG weight reuses the score model, the fakes and the
+    discriminator (their files untouched) and writes new DG samples and results."""
+    import shutil
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(smoke_run[0], workdir)
+    kept = [p for d in ("fake", "checkpoints") for p in (workdir / d).rglob("*") if p.is_file()]
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    before = shards.read_shards(workdir / "samples_dg")[0]
+    config = digits_dg.get_config("smoke")
+    config.dg.weight_1st = 10.0
+    results = dg_images.run(config, str(workdir))
+    assert {p: p.stat().st_mtime_ns for p in kept} == stamps
+    assert not np.array_equal(shards.read_shards(workdir / "samples_dg")[0], before)
+    assert results["fd_no_dg"] == smoke_run[1]["fd_no_dg"]
+    config.disc.channels = [16, 16]
+    with pytest.raises(WorkdirError, match=r"'disc'.*disc\.channels"):
+        dg_images.run(config, str(workdir))
+
+
+@pytest.mark.slow
+def test_dg_workflow_with_official_pretrained_parts(shared_fixtures, tmp_path):
+    """DG's README workflow on official-format files: convert EDM's pickle and DG's classifier
+    + head, then sample with and without DG and evaluate against a reference-statistics .npz,
+    with no data, no generation and no training; the raw pickle is accepted directly too."""
+    import json
+
+    from dg_jax.eval.stats_io import feature_statistics, save_stats
+    from launch.convert import main as convert
+
+    parity = shared_fixtures / "parity"
+    case = next(c for c in json.loads((parity / "manifest.json").read_text())["cases"]
+                if c["kind"] == "dg_discriminator")
+    assert convert(["--kind=edm", f"--checkpoint={parity / 'edm_ddpmpp_vp_uncond.pkl'}",
+                    f"--output={tmp_path / 'edm'}"]) == 0
+    assert convert(["--kind=dg_discriminator", f"--classifier={parity / case['classifier']}",
+                    f"--checkpoint={parity / case['checkpoint']}",
+                    f"--flags={json.dumps(case['classifier_arch'])}",
+                    f"--head_flags={json.dumps(case['arch'])}",
+                    f"--output={tmp_path / 'disc'}"]) == 0
+    feats = np.random.default_rng(0).uniform(0, 1, (256, 8 * 8 * 3))  # pixel features
+    save_stats(tmp_path / "ref.npz", *feature_statistics(feats))
+
+    def config(score_checkpoint):
+        c = cifar10_edm_dg.get_config()
+        c.score.checkpoint = str(score_checkpoint)
+        c.disc.source, c.disc.checkpoint = "converted", str(tmp_path / "disc")
+        c.data.source, c.data.path = "npz", str(tmp_path / "no_such_data.npz")  # never read
+        c.sampler.num_steps = 4
+        c.sample = dict(num_samples=8, batch_size=8, shard_size=8)
+        c.eval = dict(ref_stats=str(tmp_path / "ref.npz"), features="pixels",
+                      inception_weights="", num_samples=8, batch_size=8, path_samples=0,
+                      classifier_steps=0)
+        return c
+
+    results = dg_images.run(config(tmp_path / "edm"), str(tmp_path / "run"))
+    assert results["reference"].endswith("ref.npz") and np.isfinite(results["fd_dg"])
+    assert not (tmp_path / "run" / "fake").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "disc").exists()
+    dg, nodg = (shards.read_shards(tmp_path / "run" / n)[0] for n in ("samples_dg", "samples_nodg"))
+    assert dg.shape == (8, 32, 32, 3) and not np.array_equal(dg, nodg)
+    direct = dg_images.run(config(parity / "edm_ddpmpp_vp_uncond.pkl"), str(tmp_path / "run2"))
+    assert direct["fd_dg"] == pytest.approx(results["fd_dg"], rel=1e-6)

@@ -33,9 +33,9 @@ def _stand_in_backend() -> FeatureBackend:
         feats = jnp.tanh(x @ p["w"])
         return feats, feats[:, :10] * 3.0
 
-    def extract(batches):
+    def extract(batches, name="stand_in", total=None):
         feats, logits = extract_features(fn, params, (ref.to_rgb(b) for b in batches),
-                                         mesh=data_mesh())
+                                         mesh=data_mesh(), name=name, total=total)
         return feats.astype(np.float64), logits.astype(np.float64)
 
     return FeatureBackend("stand_in", WIDTH, extract)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import toy2d as toy_config
+from dg_jax.errors import NonFiniteError, WorkdirError
 from dg_jax.pipelines import toy2d
 from dg_jax.toy.gmm import GaussianMixture
 
@@ -36,12 +37,52 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     toy2d.run(smoke(), str(tmp_path))
     other = smoke()
     other.disc.width = 32
-    with pytest.raises(ValueError, match=r"different config.*disc\.width: 64 -> 32"):
+    with pytest.raises(WorkdirError, match=r"'train'.*other settings.*disc\.width: 64 -> 32"):
         toy2d.run(other, str(tmp_path))
+
+
+def test_sampling_change_redoes_only_evaluation_and_step_counts_are_honoured(tmp_path):
+    """A finished workdir: a new DG weight reuses the fakes and the discriminator (files
+    untouched) and gives new results; more discriminator steps continue training from the
+    checkpoint; fewer steps are refused, naming the field."""
+    first = toy2d.run(smoke(), str(tmp_path))
+    fake = tmp_path / "fake_samples.npz"
+    ckpt = tmp_path / "checkpoints" / "disc"
+    stamps = {p: p.stat().st_mtime_ns for p in [fake, *ckpt.rglob("*")] if p.is_file()}
+    config = smoke()
+    config.dg.weight = 2.0
+    second = toy2d.run(config, str(tmp_path))
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert second["rows"]["dg"] != first["rows"]["dg"]
+    assert second["rows"]["wrong_score"] == first["rows"]["wrong_score"]
+    longer = smoke()
+    longer.disc.num_steps = 60
+    toy2d.run(longer, str(tmp_path))
+    steps = [json.loads(line)["step"]
+             for line in (tmp_path / "disc" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [20, 40, 60]  # continued from step 40, no row written twice
+    shorter = smoke()
+    shorter.disc.num_steps = 20
+    with pytest.raises(WorkdirError, match=r"disc\.num_steps=20.*disc\.num_steps>=60"):
+        toy2d.run(shorter, str(tmp_path))
+
+
+def test_diverging_discriminator_stops_before_results(tmp_path):
+    """Learning rate 1e5: the loss can stay finite while the parameters blow up; the run must
+    stop in the train stage, name what is not finite, and write no results."""
+    config = smoke()
+    config.disc.learning_rate = 1e5
+    with pytest.raises(NonFiniteError, match=r"\[train\] non-finite .*no checkpoint was saved"):
+        toy2d.run(config, str(tmp_path))
+    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "checkpoints" / "disc" / "20").exists()
 
 
 @pytest.mark.parametrize("field,value,match", [
     ("sampler.name", "ddpm", "sampler.name"),
+    ("disc.batch_size", 0, "disc.batch_size"),
+    ("generate.num_samples", 0, "generate.num_samples"),
+    ("disc.learning_rate", -1.0, "disc.learning_rate"),
     ("disc.process", "vq", "unknown process name 'vq'"),
     ("dg.time_max", 1.5, "dg.time_max"),
     ("disc.batch_size", 3, "disc.batch_size"),
@@ -52,8 +93,10 @@ def test_bad_fields_are_named(tmp_path, field, value, match):
     config = smoke()
     section, name = field.split(".")
     config[section][name] = value
+    workdir = tmp_path / "run"
     with pytest.raises(ValueError, match=match):
-        toy2d.run(config, str(tmp_path))
+        toy2d.run(config, str(workdir))
+    assert not workdir.exists()  # a run that fails validation writes nothing
 
 
 def test_mixture_scores_are_exact():

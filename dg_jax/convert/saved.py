@@ -19,7 +19,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dg_jax.convert.torch_reader import CheckpointError
+from dg_jax.errors import CheckpointError, read_json
+from dg_jax.integrity import verify_folder, write_folder_digest
 
 KINDS = ("edm", "adm_unet", "adm_classifier", "dg_discriminator", "fid_inception")
 
@@ -133,20 +134,57 @@ def save_converted(converted: Converted, outdir: str | os.PathLike) -> pathlib.P
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp / "params", converted.params)
     checkpointer.wait_until_finished()
+    write_folder_digest(tmp / "params")
     if outdir.exists():
         outdir.rmdir()  # only an empty folder can be here (arch.json was checked above)
     tmp.rename(outdir)
     return outdir
 
 
+def is_converted(path: str | os.PathLike) -> bool:
+    return (pathlib.Path(path) / "arch.json").is_file()
+
+
 def load_converted(directory: str | os.PathLike) -> Converted:
-    """Rebuilds the network from DIR/arch.json and restores DIR/params."""
+    """Rebuilds the network from DIR/arch.json and restores DIR/params (checked against the
+    digest written with it)."""
     directory = pathlib.Path(directory).absolute()
     arch_path = directory / "arch.json"
     if not arch_path.is_file():
         raise CheckpointError(f"{directory} is not a converted checkpoint: no arch.json "
                               "(make one with `python -m launch.convert`)")
-    arch = json.loads(arch_path.read_text())
+    arch = read_json(arch_path, "converted checkpoint architecture")
     model = build_model(arch)
+    problem = verify_folder(directory / "params")
+    if problem is not None:
+        raise CheckpointError(f"converted checkpoint {directory} cannot be trusted: {problem}; "
+                              "convert the original file again")
     params = ocp.StandardCheckpointer().restore(directory / "params")
     return Converted(arch["kind"], arch, model, params)
+
+
+def load_weights(path: str | os.PathLike, kind: str, *, field: str, flags: Optional[Mapping] = None,
+                 head_flags: Optional[Mapping] = None, classifier: Optional[str] = None,
+                 dg_time: bool = True) -> Converted:
+    """The network of `kind` from either a converted folder (`launch.convert` output) or the
+    official file itself (converted in memory; `flags` / `head_flags` / `classifier` as for
+    `convert_checkpoint`). Errors name `field`, the config field or flag that gave the path."""
+    if not path:
+        raise CheckpointError(f"{field} is empty: give a {kind} checkpoint (an official file or "
+                              "a `python -m launch.convert` output folder)")
+    p = pathlib.Path(path)
+    if is_converted(p):
+        conv = load_converted(p)
+        if conv.kind != kind:
+            raise CheckpointError(f"{field}={path} holds a {conv.kind!r} network; a {kind!r} one "
+                                  f"is needed here (launch.convert --kind={kind})")
+        return conv
+    if p.is_dir():
+        raise CheckpointError(f"{field}={path} is a folder without arch.json: not a converted "
+                              "checkpoint (make one with `python -m launch.convert`)")
+    if not p.is_file():
+        raise CheckpointError(f"{field}={path} not found")
+    inputs = {"checkpoint": str(p)}
+    if classifier:
+        inputs["classifier"] = str(classifier)
+    return convert_checkpoint(kind, inputs, flags, head_flags, dg_time=dg_time)

@@ -31,10 +31,7 @@ from typing import Any, Callable
 import ml_dtypes
 import numpy as np
 
-
-class CheckpointError(ValueError):
-    """A checkpoint could not be read safely (corrupt, truncated, or referencing a forbidden class)."""
-
+from dg_jax.errors import CheckpointError
 
 # ---------------------------------------------------------------------------------------------
 # Stand-ins for the allowed torch / numpy globals.

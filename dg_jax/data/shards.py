@@ -5,6 +5,10 @@
 
 A shard is written to a temporary file and renamed into place, so a killed job never leaves a
 partial shard; readers ignore temporary files. A missing shard is an error that names it.
+Each shard file's SHA-256 is written beside it first (`samples_000000.npz.sha256`) and collected
+into the manifest ("sha256": {file: digest}); a resumed run regenerates a shard whose file does
+not match its digest, and readers refuse a set whose files do not match the manifest's digests
+or image counts, naming the file.
 
 Multi-process runs write each shard as one part per process (no two processes touch a file):
 
@@ -32,16 +36,20 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import zipfile
 from typing import Iterator, Optional
 
 import numpy as np
+
+from dg_jax.errors import UserError
+from dg_jax.integrity import file_sha256
 
 SHARD_PATTERN = "samples_{:06d}.npz"
 PART_PATTERN = "samples_{:06d}.part{:03d}of{:03d}.npz"
 MANIFEST = "manifest.json"
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
     pass
 
 
@@ -50,7 +58,18 @@ def shard_path(directory, index: int) -> pathlib.Path:
 
 
 def shard_exists(directory, index: int) -> bool:
-    return shard_path(directory, index).is_file()
+    """True when shard `index` is on disk and matches the digest written with it (a truncated
+    or altered shard counts as absent, so a resumed run writes it again)."""
+    return file_is_intact(shard_path(directory, index))
+
+
+def digest_path(path: pathlib.Path) -> pathlib.Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def file_is_intact(path: pathlib.Path) -> bool:
+    side = digest_path(path)
+    return path.is_file() and side.is_file() and side.read_text().strip() == file_sha256(path)
 
 
 def write_shard(directory, index: int, images: np.ndarray, labels: Optional[np.ndarray] = None
@@ -69,14 +88,36 @@ def write_shard(directory, index: int, images: np.ndarray, labels: Optional[np.n
 
 
 def _save_atomic(path: pathlib.Path, arrays: dict) -> pathlib.Path:
+    """Writes the .npz through a temporary file; its digest goes beside it before the rename,
+    so a shard file is never there without the digest it must match."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
+    side = digest_path(path)
+    side_tmp = side.with_name(side.name + ".tmp")
+    side_tmp.write_text(file_sha256(tmp) + "\n")
+    side_tmp.replace(side)
     tmp.replace(path)
     return path
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> pathlib.Path:
+    """Writes an .npz atomically with its digest beside it (see `load_npz`)."""
+    return _save_atomic(pathlib.Path(path), arrays)
+
+
+def load_npz(path: str | os.PathLike) -> dict:
+    """The arrays of an .npz written by `save_npz`, after checking its digest (`ShardError`
+    naming the file if it was altered or truncated)."""
+    path = pathlib.Path(path)
+    if not file_is_intact(path):
+        raise ShardError(f"{path} is missing, or was altered or truncated since it was written "
+                         "(SHA-256 differs); delete it to write it again")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def part_path(directory, index: int, process: int, num_processes: int) -> pathlib.Path:
@@ -86,7 +127,8 @@ def part_path(directory, index: int, process: int, num_processes: int) -> pathli
 
 
 def part_exists(directory, index: int, process: int, num_processes: int) -> bool:
-    return part_path(directory, index, process, num_processes).is_file()
+    """As `shard_exists`, for one process's part."""
+    return file_is_intact(part_path(directory, index, process, num_processes))
 
 
 def write_part(directory, index: int, process: int, num_processes: int, images: np.ndarray,
@@ -119,14 +161,15 @@ def write_manifest(directory, *, num_samples: int, shard_size: int,
     """Records a complete shard set (after checking every shard, or every part, is there)."""
     directory = pathlib.Path(directory)
     num_shards = -(-num_samples // shard_size)
-    missing = [f.name for i in range(num_shards) for f in _shard_files(directory, i, num_processes)
-               if not f.is_file()]
+    files = [f for i in range(num_shards) for f in _shard_files(directory, i, num_processes)]
+    missing = [f.name for f in files if not (f.is_file() and digest_path(f).is_file())]
     if missing:
         raise ShardError(f"{directory}: cannot write the manifest, missing shards {missing}")
-    with np.load(_shard_files(directory, 0, num_processes)[0]) as first:
+    with np.load(files[0]) as first:
         image_shape = list(first["images"].shape[1:])
     manifest = {"num_samples": int(num_samples), "num_shards": num_shards,
-                "shard_size": int(shard_size), "image_shape": image_shape, "complete": True}
+                "shard_size": int(shard_size), "image_shape": image_shape, "complete": True,
+                "sha256": {f.name: digest_path(f).read_text().strip() for f in files}}
     if num_processes != 1:
         manifest["num_processes"] = int(num_processes)
     text = json.dumps(manifest, indent=2)
@@ -149,8 +192,9 @@ def read_manifest(directory) -> dict:
                          "was never written")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ShardError(f"{path}: not valid JSON ({err})") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ShardError(f"{path}: not valid JSON ({err}); the sample set must be written "
+                         "again") from err
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
     if missing:
         raise ShardError(f"{path}: missing keys {missing}")
@@ -159,18 +203,34 @@ def read_manifest(directory) -> dict:
     return manifest
 
 
+def _expected_count(manifest: dict, index: int) -> int:
+    size, n = int(manifest["shard_size"]), int(manifest["num_samples"])
+    return min(size, n - index * size)
+
+
 def iter_shards(directory) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
-    """Yields (images, labels) shard by shard, in order; errors name a missing shard."""
+    """Yields (images, labels) shard by shard, in order. Each file is checked against the
+    manifest's digest and each shard's image and label counts against the manifest; errors
+    name the file."""
     manifest = read_manifest(directory)
     num_processes = int(manifest.get("num_processes", 1))
+    digests = manifest.get("sha256")  # absent in sets written before digests were recorded
     for i in range(manifest["num_shards"]):
         parts = []
         for path in _shard_files(directory, i, num_processes):
             if not path.is_file():
                 raise ShardError(f"missing shard {path} (manifest lists {manifest['num_shards']}"
                                  f" shards of {num_processes} part(s))")
-            with np.load(path) as z:
-                parts.append({k: z[k] for k in z.files})
+            if digests is not None and file_sha256(path) != digests.get(path.name):
+                raise ShardError(f"shard {path} was altered or truncated since the set was "
+                                 "written (SHA-256 differs from the manifest's); write the "
+                                 "sample set again")
+            try:
+                with np.load(path) as z:
+                    parts.append({k: z[k] for k in z.files})
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise ShardError(f"shard {path} cannot be read ({err}); write the sample set "
+                                 "again") from err
         path = _shard_files(directory, i, 1)[0]
         if num_processes == 1:
             images, labels = parts[0]["images"], parts[0].get("labels")
@@ -182,6 +242,13 @@ def iter_shards(directory) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
         if list(images.shape[1:]) != list(manifest["image_shape"]):
             raise ShardError(f"{path}: images of shape {images.shape[1:]}, manifest says "
                              f"{manifest['image_shape']}")
+        expected = _expected_count(manifest, i)
+        if len(images) != expected:
+            raise ShardError(f"{path}: {len(images)} images, the manifest's counts "
+                             f"(num_samples {manifest['num_samples']}, shard_size "
+                             f"{manifest['shard_size']}) give {expected}")
+        if labels is not None and len(labels) != len(images):
+            raise ShardError(f"{path}: {len(labels)} labels for {len(images)} images")
         yield images, labels
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from dg_jax.data.digits import load_digits_float
+from dg_jax.metric_writers import Progress, log
 
 
 class DigitsCNN(nn.Module):
@@ -53,10 +54,15 @@ def train_digits_classifier(resolution: int = 8, seed: int = 0, steps: int = 600
         return optax.apply_updates(params, updates), opt_state
 
     rng = np.random.default_rng(seed)
+    log(f"[digits classifier] training {steps} steps (the evaluation network)")
+    progress = Progress("digits classifier", steps, "steps", every=15.0)
     for i in range(steps):
         idx = rng.integers(0, len(images), batch_size)
         params, opt_state = step(params, opt_state, images[idx], labels[idx],
                                  jax.random.fold_in(key, i))
+        if (i + 1) % 50 == 0 or i + 1 == steps:  # a host sync only every 50 steps
+            jax.block_until_ready(params)
+            progress.update(i + 1 - progress.count)
     apply_fn = jax.jit(functools.partial(model.apply, return_features=True))
     logits, _ = apply_fn(params, images)
     accuracy = float(np.mean(np.argmax(np.asarray(logits), -1) == labels))

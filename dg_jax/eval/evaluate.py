@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from dg_jax.errors import NonFiniteError
 from dg_jax.eval import fid as fid_lib
 from dg_jax.eval.precision_recall import precision_recall
 from dg_jax.eval.reference import rebatch, to_rgb
@@ -29,24 +30,28 @@ METRICS_NEEDING_REF_FEATURES = ("pr", "kid")
 
 @dataclasses.dataclass(frozen=True)
 class FeatureBackend:
-    """`extract(batches) -> (features (N, width), score_logits (N, C))` for uint8 NHWC batches."""
+    """`extract(batches, name=..., total=...) -> (features (N, width), score_logits (N, C))`
+    for uint8 NHWC batches; `name` and `total` (images, if known) label its progress lines."""
     name: str
     width: int
     extract: Callable[[Iterable[np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
 
-def inception_backend(weights_path, mesh=None, batch_size: int | None = None) -> FeatureBackend:
-    """FID Inception features from pytorch-fid's `.pth` at `weights_path` (read, never fetched)."""
-    from dg_jax.convert.inception import load_fid_inception
+def inception_backend(weights_path, mesh=None, batch_size: int | None = None,
+                      field: str = "inception_weights") -> FeatureBackend:
+    """FID Inception features from pytorch-fid's `.pth` at `weights_path` (read, never fetched),
+    or from its `launch.convert --kind=fid_inception` folder; errors name `field`."""
+    from dg_jax.convert.saved import load_weights
     from dg_jax.eval.features import extract_inception_features
     from dg_jax.models.inception import POOL3_DIM
 
-    variables = load_fid_inception(weights_path)
+    variables = load_weights(weights_path, "fid_inception", field=field).params
     fc_kernel = np.asarray(variables["params"]["fc"]["kernel"])
 
-    def extract(batches):
+    def extract(batches, name="inception", total=None):
         pool3, _ = extract_inception_features(variables, (to_rgb(b) for b in batches),
-                                              mesh=mesh, batch_size=batch_size)
+                                              mesh=mesh, batch_size=batch_size, name=name,
+                                              total=total)
         return pool3, fid_lib.inception_score_logits(pool3, fc_kernel)
 
     return FeatureBackend("inception", POOL3_DIM, extract)
@@ -58,7 +63,8 @@ def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> Feat
 
     apply_fn, params, _ = train_digits_classifier(resolution, seed=seed, steps=steps)
 
-    def extract(batches):
+    def extract(batches, name="digits", total=None):
+        del name, total  # a small CNN: fast enough to need no progress lines
         # The CNN reads one channel; RGB copies of grayscale images (PIL's convert) are equal.
         outs = [digits_features(apply_fn, params, np.asarray(b)[..., :1]) for b in batches]
         return (np.concatenate([o[1] for o in outs]), np.concatenate([o[0] for o in outs]))
@@ -90,6 +96,29 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+DEGENERATE_SPREAD = 1e-6
+
+
+def check_not_degenerate(ref_features=None, ref_stats=None) -> None:
+    """Raises `NonFiniteError` when the reference features barely vary between images (e.g. an
+    Inception with random or broken weights maps every image to the same features): every
+    distance computed on them would be meaningless (FID ~1e-19), not small."""
+    if ref_features is not None:
+        f = np.asarray(ref_features, np.float64)
+        spread, scale = f.std(axis=0).max(), np.abs(f.mean(axis=0)).max()
+    elif ref_stats is not None:
+        mu, sigma = ref_stats
+        spread, scale = np.sqrt(max(np.diag(sigma).max(), 0.0)), np.abs(mu).max()
+    else:
+        return
+    if not spread > DEGENERATE_SPREAD * (1.0 + scale):
+        raise NonFiniteError(f"[evaluate] the reference features barely vary between images "
+                             f"(largest std {spread:.3g} for values up to {scale:.3g}): the "
+                             "feature network maps every image to the same point, so FID / "
+                             "precision / recall would be meaningless; check the feature "
+                             "network's weights (e.g. eval.inception_weights)")
+
+
 def compute_metrics(features, score_logits, metrics: Sequence[str], *,
                     ref_stats: tuple[np.ndarray, np.ndarray] | None = None,
                     ref_features: np.ndarray | None = None, num_splits: int = 10, k: int = 3,
@@ -110,6 +139,7 @@ def compute_metrics(features, score_logits, metrics: Sequence[str], *,
     if ref_width is not None and ref_width != features.shape[1]:
         raise ValueError(f"reference feature width {ref_width} != sample feature width "
                          f"{features.shape[1]}")
+    check_not_degenerate(ref_features, ref_stats)
     out = {}
     if "fid" in metrics:
         if ref_stats is None:

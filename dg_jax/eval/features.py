@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dg_jax.eval.image_ops import inception_preprocess
+from dg_jax.metric_writers import Progress
 from dg_jax.models.inception import FIDInceptionV3
 
 
@@ -40,13 +41,15 @@ def make_sharded_feature_fn(feature_fn: Callable, mesh: Mesh, axis: str = "data"
 
 def extract_features(feature_fn: Callable[[Any, Any], Any], params, batches: Iterable,
                      mesh: Mesh | None = None, axis: str = "data",
-                     batch_size: int | None = None) -> Any:
+                     batch_size: int | None = None, name: str = "features",
+                     total: int | None = None) -> Any:
     """Apply `feature_fn(params, batch)` to every batch, sharded over `mesh`; concatenate outputs.
 
     `batches` yields arrays with a leading batch axis (e.g. uint8 NHWC). Every batch is padded to
     `batch_size` (default: the first batch's size), rounded up to a multiple of the mesh size;
     the padding rows are removed before concatenation. Returns the output pytree of `feature_fn`
-    with NumPy leaves of leading size sum(len(batch)).
+    with NumPy leaves of leading size sum(len(batch)). Progress is printed as `[name]` lines
+    (with the time left when `total`, the number of images, is given).
     """
     mesh = mesh or data_mesh(axis)
     n_shards = mesh.shape[axis]
@@ -54,6 +57,7 @@ def extract_features(feature_fn: Callable[[Any, Any], Any], params, batches: Ite
     params = jax.device_put(params, NamedSharding(mesh, P()))
     batch_sharding = NamedSharding(mesh, P(axis))
     padded_size, outputs = None, []
+    progress = Progress(name, total)
     for batch in batches:
         batch = np.asarray(batch)
         n = batch.shape[0]
@@ -67,6 +71,7 @@ def extract_features(feature_fn: Callable[[Any, Any], Any], params, batches: Ite
             batch = np.concatenate([batch, pad])
         out = fn(params, jax.device_put(batch, batch_sharding))
         outputs.append(jax.tree_util.tree_map(lambda a, n=n: np.asarray(a[:n]), out))
+        progress.update(n)
     if not outputs:
         raise ValueError("extract_features got no batches")
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outputs)
@@ -74,10 +79,11 @@ def extract_features(feature_fn: Callable[[Any, Any], Any], params, batches: Ite
 
 def extract_inception_features(variables, batches: Iterable, mesh: Mesh | None = None,
                                batch_size: int | None = None,
-                               model: FIDInceptionV3 | None = None
-                               ) -> tuple[np.ndarray, np.ndarray]:
+                               model: FIDInceptionV3 | None = None, name: str = "inception",
+                               total: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(pool3, logits) of all uint8 NHWC batches, sharded over `mesh` (default all devices)."""
     model = model or FIDInceptionV3()
     fn = lambda v, x: inception_features(v, x, model)  # noqa: E731
-    return extract_features(fn, variables, batches, mesh=mesh, batch_size=batch_size)
+    return extract_features(fn, variables, batches, mesh=mesh, batch_size=batch_size, name=name,
+                            total=total)
 

@@ -22,12 +22,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from dg_jax.data.shards import load_npz_dataset
+from dg_jax.errors import UserError
 from dg_jax.eval.stats_io import feature_statistics, save_stats
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
-class ReferenceDataError(ValueError):
+class ReferenceDataError(UserError, ValueError):
     """A reference dataset cannot be read (missing file, wrong layout, missing package)."""
 
 

@@ -9,12 +9,13 @@ import os
 
 import numpy as np
 
+from dg_jax.errors import UserError
 from dg_jax.models.inception import POOL3_DIM
 
 STATS_KEYS = ("mu", "sigma")
 
 
-class StatsFileError(ValueError):
+class StatsFileError(UserError, ValueError):
     """A statistics file is unreadable, lacks `mu`/`sigma`, or has the wrong feature width."""
 
 

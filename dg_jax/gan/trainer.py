@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from dg_jax.checkpoint import Checkpointer
+from dg_jax.errors import WorkdirError
 from dg_jax.gan import diffusion_aug as da
 from dg_jax.gan.losses import make_gan_train_step
 from dg_jax.gan.models_dcgan import DCGANDiscriminator, DCGANGenerator
@@ -83,6 +84,10 @@ def train_gan(config, workdir: pathlib.Path, name: str, data_shape: tuple, batch
         if enabled and expect != int(state.diffusion.T):
             raise ValueError(f"checkpoint of {name} holds T={int(state.diffusion.T)} but p gives "
                              f"T={expect}")
+    if int(state.step) > t.num_steps:
+        raise WorkdirError(f"[{name}] the checkpoint is at step {int(state.step)}, beyond "
+                           f"train.num_steps={t.num_steps}: set train.num_steps>="
+                           f"{int(state.step)} or use a new --workdir")
     state = jax.device_put(state, replicated(mesh))
     step_fn = jax.jit(make_gan_train_step(
         g_apply, d_apply, g_tx, d_tx, z_dim=config.model.z_dim, cfg=cfg, r1_gamma=t.r1_gamma,
@@ -96,7 +101,8 @@ def train_gan(config, workdir: pathlib.Path, name: str, data_shape: tuple, batch
             continue
         state = train_loop(state, step_fn, batch_fn, num_steps=end, mesh=mesh,
                            checkpointer=checkpointer, checkpoint_every=t.checkpoint_every,
-                           log_every=t.log_every, writer=writer, name=name)
+                           log_every=t.log_every, writer=writer, name=name,
+                           steps_field="train.num_steps")
         if on_segment is not None:
             on_segment(state)
     checkpointer.close()

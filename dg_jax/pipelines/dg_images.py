@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import Checkpointer, guard_config
+from dg_jax.checkpoint import Checkpointer
 from dg_jax.data import shards
 from dg_jax.diffusion.processes import VP
+from dg_jax.errors import ConfigError, read_json
 from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
 from dg_jax.metric_writers import log, make_writer
 from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
@@ -35,38 +36,107 @@ from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
 from dg_jax.train.edm_loss import ScoreTrainState, make_edm_train_step
 from dg_jax.train.loop import train_loop
 from dg_jax.train.state import TrainState, make_optimizer
+from dg_jax.validate import check_choice, check_positive
+from dg_jax.workdir import Stage, Workdir
 
 STAGES = ("score", "generate", "disc", "sample", "evaluate")
+# fields that may change between runs of one workdir without redoing anything
 RESUME_SAFE = ("stages", "tensorboard", "score.train.log_every", "score.train.checkpoint_every",
-               "disc.log_every", "disc.checkpoint_every", "eval.batch_size", "eval.features",
-               "eval.inception_weights", "eval.path_samples", "eval.classifier_steps",
-               "sample.num_samples", "eval.num_samples")
+               "disc.log_every", "disc.checkpoint_every", "eval.batch_size")
+SAMPLING_NUMERICS = ("score.compute_dtype", "score.attention_impl", "disc.compute_dtype",
+                     "disc.attention_impl")
 DG_PROCESS = VP(0.1, 20.0)
+DISC_SOURCES = ("train", "converted")
+
+
+def workdir_stages(config) -> tuple[Stage, ...]:
+    """The stages of this config and the fields each depends on (see dg_jax.workdir). With a
+    pretrained discriminator (disc.source='converted') there is no generate stage."""
+    trains_score = config.score.source == "train"
+    trains_disc = config.disc.source == "train"
+    score_fields = ("seed", "data", "score") if trains_score else (
+        "score.family", "score.source", "score.checkpoint", "score.arch", "score.flags",
+        "data.resolution", "data.channels", "data.num_classes")
+    score = Stage("score", fields=score_fields, outputs=("checkpoints/score",),
+                  trains="score.train.num_steps" if trains_score else None)
+    out = [score]
+    if trains_disc:
+        out.append(Stage("generate", fields=("seed", "generate"), provenance=("sampler",),
+                         after=("score",), outputs=("fake",)))
+        out.append(Stage("disc", fields=("seed", "data", "disc"), after=("generate",),
+                         trains="disc.num_steps", outputs=("checkpoints/disc",)))
+    else:
+        out.append(Stage("disc", fields=("disc.source", "disc.checkpoint", "disc.classifier",
+                                         "disc.classifier_flags", "disc.head_flags",
+                                         "disc.conditional")))
+    out.append(Stage("sample", fields=("seed", "sampler", "dg", "cg", "sample")
+                     + SAMPLING_NUMERICS, after=("score", "disc"),
+                     outputs=("samples_nodg", "samples_dg")))
+    out.append(Stage("evaluate", fields=("seed", "eval", "data"), after=("sample",),
+                     outputs=("results.json", "grid.png", "log_ratio.png")))
+    return tuple(out)
 
 
 def validate(config, mesh) -> None:
-    if config.score.family not in ("edm", "adm"):
-        raise ValueError(f"unknown score.family {config.score.family!r}; choose 'edm' or 'adm'")
-    if config.score.family == "adm" and config.score.source == "train":
-        raise ValueError("score.source='train' trains EDM models; for score.family='adm' convert "
-                         "a guided-diffusion checkpoint (launch.convert --kind=adm_unet)")
+    """Every field any stage of this config will use, checked before any work (errors name the
+    field). Paths are checked to exist; networks are built without parameters."""
+    s, d, c, e = config.score, config.data, config.disc, config.eval
     for stage in config.stages:
-        if stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r} in field 'stages'; choose from {list(STAGES)}")
-    if config.disc.time_sampling not in TIME_SAMPLINGS:
-        raise ValueError(f"unknown time sampling {config.disc.time_sampling!r} (field "
-                         f"'disc.time_sampling'); choose one of {list(TIME_SAMPLINGS)}")
+        check_choice(stage, STAGES, "stages")
+    check_choice(s.family, ("edm", "adm"), "score.family")
+    check_choice(s.source, ("train", "converted", "random"), "score.source")
+    check_choice(c.get("source", "train"), DISC_SOURCES, "disc.source")
+    check_choice(c.kind, ("conv", "adm"), "disc.kind")
+    check_choice(e.features, ("digits", "inception", "pixels"), "eval.features")
+    if s.family == "adm" and s.source == "train":
+        raise ConfigError("score.source='train' trains EDM models; for score.family='adm' "
+                          "convert a guided-diffusion checkpoint (launch.convert --kind=adm_unet)")
+    check_choice(d.source, M.DATA_SOURCES, "data.source")
+    check_positive(config, ("data.resolution", "data.channels", "sampler.num_steps",
+                            "sample.num_samples", "eval.num_samples", "eval.batch_size"))
     validate_window(config.dg.time_min, config.dg.time_max)
-    check_divisible(config.generate.batch_size, mesh, "generate.batch_size")
+    for field in ("dg.weight_1st", "dg.weight_2nd", "cg.scale"):
+        section, name = field.split(".")
+        if config[section][name] < 0:
+            raise ConfigError(f"{field}={config[section][name]} must be >= 0")
     check_divisible(config.sample.batch_size, mesh, "sample.batch_size")
-    check_divisible(2 * config.disc.batch_size, mesh, "disc.batch_size (x2: real and fake)")
-    if config.score.source == "train":
-        check_divisible(config.score.train.batch_size, mesh, "score.train.batch_size")
-    for field in ("generate", "sample"):
-        c = config[field]
-        if c.shard_size % c.batch_size:
-            raise ValueError(f"{field}.shard_size={c.shard_size} must be a multiple of "
-                             f"{field}.batch_size={c.batch_size}")
+    sections = ["sample"]
+    if s.source == "train":
+        check_positive(config, ("score.train.num_steps", "score.train.log_every",
+                                "score.train.checkpoint_every"))
+        check_divisible(s.train.batch_size, mesh, "score.train.batch_size")
+    if c.get("source", "train") == "train":
+        check_positive(config, ("generate.num_samples", "disc.num_steps", "disc.log_every",
+                                "disc.checkpoint_every"))
+        check_divisible(config.generate.batch_size, mesh, "generate.batch_size")
+        check_divisible(c.batch_size, mesh, "disc.batch_size")
+        check_choice(c.time_sampling, TIME_SAMPLINGS, "disc.time_sampling")
+        if not c.learning_rate > 0:
+            raise ConfigError(f"disc.learning_rate={c.learning_rate} must be positive")
+        sections.append("generate")
+    for field in sections:
+        if config[field].shard_size % config[field].batch_size:
+            raise ConfigError(f"{field}.shard_size={config[field].shard_size} must be a multiple "
+                              f"of {field}.batch_size={config[field].batch_size}")
+    if e.num_samples > config.sample.num_samples:
+        raise ConfigError(f"eval.num_samples={e.num_samples} exceeds sample.num_samples="
+                          f"{config.sample.num_samples} (the samples written to evaluate)")
+    if e.features == "inception" and not e.inception_weights:
+        raise ConfigError("eval.features='inception' needs eval.inception_weights=PATH "
+                          "(pytorch-fid's pt_inception-2015-12-05 .pth, or its launch.convert "
+                          "folder)")
+    for field in ("eval.inception_weights", "eval.ref_stats", "cg.classifier"):
+        section, name = field.split(".")
+        path = config[section].get(name, "")
+        if path and not pathlib.Path(path).exists():
+            raise ConfigError(f"{field}={path} not found")
+
+
+def needs_real_data(config) -> bool:
+    """Real images are read only by score training, discriminator training and an evaluation
+    whose reference is the data (not eval.ref_stats)."""
+    return (config.score.source == "train" or config.disc.get("source", "train") == "train"
+            or not config.eval.get("ref_stats", ""))
 
 
 def make_any_sampler(config, model, params, logit_fn=None, dg_weight: float = 0.0):
@@ -86,14 +156,21 @@ def sigma_table(config, precond):
 
 
 # ---------------------------------------------------------------------------------------- score
-def score_stage(config, workdir: pathlib.Path, real, mesh):
-    """Returns (model, params) of the score model: trained, converted or random (EDM), or
-    (AdmScore, None) for a guided-diffusion UNet."""
+def build_score(config):
+    """(model, params) of the score model before training: converted, random or freshly
+    initialised (EDM), or (AdmScore, None) for a guided-diffusion UNet. Built before any work:
+    its errors (path, kind, resolution, labels) name the field."""
     if config.score.family == "adm":
         from dg_jax.pipelines.dg_images_adm import build_adm_score
 
         return build_adm_score(config), None
-    precond, params = M.build_score_model(config)
+    return M.build_score_model(config)
+
+
+def score_stage(config, workdir: pathlib.Path, real, mesh, built):
+    """Returns (model, params) of the score model: `built` (see build_score), trained with EDM's
+    loss when score.source='train'."""
+    precond, params = built
     if config.score.source != "train":
         return precond, params
     c = config.score.train
@@ -123,7 +200,8 @@ def score_stage(config, workdir: pathlib.Path, real, mesh):
 
     state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
                        checkpoint_every=c.checkpoint_every, log_every=c.log_every,
-                       writer=make_writer(workdir, "score", config.tensorboard), name="score")
+                       writer=make_writer(workdir, "score", config.tensorboard), name="score",
+                       steps_field="score.train.num_steps")
     ckpt.close()
     return precond, state.ema_params
 
@@ -186,8 +264,8 @@ def _with_classifier_guidance(config, corr, dg_weight):
 
 
 # ---------------------------------------------------------------------------------------- disc
-def disc_stage(config, workdir, real, mesh):
-    disc = M.build_discriminator(config)
+def disc_stage(config, workdir, real, mesh, disc):
+    """Trains the discriminator `disc` (M.build_discriminator) on real vs generated images."""
     c = config.disc
     fake_images, fake_labels = shards.read_shards(workdir / "fake")
     M.check_fake_matches(config, fake_images, fake_labels)
@@ -222,7 +300,8 @@ def disc_stage(config, workdir, real, mesh):
 
     state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
                        checkpoint_every=c.checkpoint_every, log_every=c.log_every,
-                       writer=make_writer(workdir, "disc", config.tensorboard), name="disc")
+                       writer=make_writer(workdir, "disc", config.tensorboard), name="disc",
+                       steps_field="disc.num_steps")
     ckpt.close()
     return disc, state.params
 
@@ -230,7 +309,10 @@ def disc_stage(config, workdir, real, mesh):
 def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
     """(train step, batch_fn) of the head on frozen classifier features computed once for
     `draws` (tau, noise) draws of every real and generated image (disc.precompute_draws)."""
-    from dg_jax.train.precomputed_features import make_head_train_step, precompute_features
+    from dg_jax.train.precomputed_features import (
+        make_head_train_step,
+        precompute_features,
+    )
 
     c = config.disc
     if disc.features is None:
@@ -263,36 +345,57 @@ def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
 
 
 # ------------------------------------------------------------------------------------------ run
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     mesh = make_mesh()
     validate(config, mesh)
-    guard_config(workdir, config.to_dict(), "dg_images", ignore=RESUME_SAFE)
-    real = M.load_real(config)
+    wd = Workdir(workdir, "dg_images", config.to_dict(), workdir_stages(config), ignore=RESUME_SAFE,
+                 source=source)
+    wd.check()  # another experiment or incompatible changes: refused before any work
+    pretrained_disc = config.disc.get("source", "train") == "converted"
+    # networks are built (and checked against the data) before the workdir is touched
+    built_score = build_score(config)
+    built_disc = (M.load_pretrained_discriminator(config) if pretrained_disc
+                  else M.build_discriminator(config))
+    real = M.load_real(config) if needs_real_data(config) else None
+    if real is not None and not config.eval.get("ref_stats", "") and (
+            len(real[0]) < config.eval.num_samples):
+        raise ConfigError(f"the reference set has {len(real[0])} images, fewer than "
+                          f"eval.num_samples={config.eval.num_samples} asked for")
+    wd.open()
     stages = list(config.stages)
     key = jax.random.PRNGKey(config.seed)
 
-    precond, score_params = score_stage(config, workdir, real, mesh)
-    if "generate" in stages:
-        g = config.generate
-        write_sample_shards(config, workdir / "fake", make_any_sampler(config, precond, score_params),
-                            g.num_samples, g.batch_size, g.shard_size, jax.random.fold_in(key, 21),
-                            mesh, "generate")
+    with wd.stage("score"):
+        precond, score_params = score_stage(config, workdir, real, mesh, built_score)
+    if "generate" in stages and not pretrained_disc:
+        with wd.stage("generate"):
+            g = config.generate
+            write_sample_shards(config, workdir / "fake",
+                                make_any_sampler(config, precond, score_params), g.num_samples,
+                                g.batch_size, g.shard_size, jax.random.fold_in(key, 21), mesh,
+                                "generate")
     disc = disc_params = None
     if any(s in stages for s in ("disc", "sample", "evaluate")):
-        disc, disc_params = disc_stage(config, workdir, real, mesh)
+        with wd.stage("disc"):
+            disc, disc_params = ((built_disc, built_disc.trainable) if pretrained_disc
+                                 else disc_stage(config, workdir, real, mesh, built_disc))
     results = None
     if "sample" in stages:
-        s = config.sample
-        logit_fn = disc.bind(disc_params)
-        for name, weight in (("samples_nodg", 0.0), ("samples_dg", config.dg.weight_1st)):
-            fn = make_any_sampler(config, precond, score_params, logit_fn, weight)
-            write_sample_shards(config, workdir / name, fn, s.num_samples, s.batch_size,
-                                s.shard_size, jax.random.fold_in(key, 31), mesh, name)
+        with wd.stage("sample"):
+            s = config.sample
+            logit_fn = disc.bind(disc_params)
+            for name, weight in (("samples_nodg", 0.0), ("samples_dg", config.dg.weight_1st)):
+                fn = make_any_sampler(config, precond, score_params, logit_fn, weight)
+                write_sample_shards(config, workdir / name, fn, s.num_samples, s.batch_size,
+                                    s.shard_size, jax.random.fold_in(key, 31), mesh, name)
     if "evaluate" in stages:
         from dg_jax.pipelines.dg_images_eval import evaluate
 
-        results = evaluate(config, workdir, real, precond, score_params, disc, disc_params,
-                           make_any_sampler)
+        if wd.is_done("evaluate"):
+            log(f"[evaluate] done earlier with these fields: {workdir / 'results.json'}")
+            return read_json(workdir / "results.json", "results")
+        with wd.stage("evaluate"):
+            results = evaluate(config, workdir, real, precond, score_params, disc, disc_params,
+                               make_any_sampler)
     return results

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from dg_jax.diffusion.iddpm import diffusion_from_flags, model_timesteps
+from dg_jax.errors import ConfigError
 from dg_jax.guidance.discriminator import dg_cond_fn, log_ratio_from_logit, sum_cond_fns
 from dg_jax.samplers.ddpm import classifier_cond_fn, ddim_sample, ddpm_sample
 
@@ -31,12 +32,10 @@ class AdmScore:
 def build_adm_score(config) -> AdmScore:
     s = config.score
     if s.source == "converted":
-        from dg_jax.convert.saved import load_converted
+        from dg_jax.convert.saved import load_weights
 
-        conv = load_converted(s.checkpoint)
-        if conv.kind != "adm_unet":
-            raise ValueError(f"score.checkpoint {s.checkpoint} holds a {conv.kind!r} network, "
-                             "not a guided-diffusion UNet (launch.convert --kind=adm_unet)")
+        conv = load_weights(s.checkpoint, "adm_unet", field="score.checkpoint",
+                            flags=s.get("flags", {}) and s.flags.to_dict())
         module, params, flags = conv.model, conv.params, conv.arch["flags"]
     elif s.source == "random":
         from dg_jax.models.adm_flags import unet_from_flags
@@ -48,10 +47,10 @@ def build_adm_score(config) -> AdmScore:
         params = module.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, size, size, 3)),
                              jnp.zeros((1,), jnp.int32), y)
     else:
-        raise ValueError(f"score.source {s.source!r} is not available for score.family='adm'; "
+        raise ConfigError(f"score.source {s.source!r} is not available for score.family='adm'; "
                          "use 'converted' (or 'random' for smoke runs)")
     if module.image_size != config.data.resolution:
-        raise ValueError(f"the ADM UNet is {module.image_size}x{module.image_size} but "
+        raise ConfigError(f"the ADM UNet is {module.image_size}x{module.image_size} but "
                          f"data.resolution is {config.data.resolution}")
     impl = s.get("attention_impl", "auto")  # models/attention.py
     if impl != module.attention_impl:
@@ -67,7 +66,7 @@ def _classifier_cond(config):
 
     conv = load_converted(cg.classifier)
     if conv.kind != "adm_classifier" or conv.arch.get("dg_time", True):
-        raise ValueError(f"cg.classifier {cg.classifier} must be a noisy classifier converted "
+        raise ConfigError(f"cg.classifier {cg.classifier} must be a noisy classifier converted "
                          "with --kind=adm_classifier --integer_time")
     return classifier_cond_fn(lambda x, t: conv.model.apply(conv.params, x, t), cg.scale)
 

@@ -8,14 +8,16 @@ import numpy as np
 
 from dg_jax.checkpoint import write_json
 from dg_jax.data import shards
+from dg_jax.errors import ConfigError, check_finite
 from dg_jax.eval.evaluate import compute_metrics
-from dg_jax.metric_writers import log
+from dg_jax.metric_writers import log, relative_change
 
 
 def feature_backend(config):
     """The feature network that scores samples: eval.features = 'digits' (a CNN trained on all
-    digits), 'inception' (pytorch-fid weights at eval.inception_weights) or 'pixels' (raw
-    pixels; a cheap stand-in for smoke runs, not a metric)."""
+    digits), 'inception' (pytorch-fid weights at eval.inception_weights: the .pth or its
+    launch.convert folder) or 'pixels' (pooled raw pixels; a stand-in for smoke runs, not a
+    metric)."""
     from dg_jax.eval.evaluate import FeatureBackend, digits_backend, inception_backend
 
     e = config.eval
@@ -25,17 +27,36 @@ def feature_backend(config):
         if not e.inception_weights:
             raise ValueError("eval.features='inception' needs eval.inception_weights=PATH "
                              "(pytorch-fid's pt_inception-2015-12-05 .pth)")
-        return inception_backend(e.inception_weights, batch_size=e.batch_size)
+        return inception_backend(e.inception_weights, batch_size=e.batch_size,
+                                 field="eval.inception_weights")
     if e.features == "pixels":
-        width = config.data.resolution ** 2 * config.data.channels
-
-        def extract(batches):
-            flat = np.concatenate([np.asarray(b).reshape(len(b), -1) for b in batches])
-            return flat.astype(np.float32) / 255.0, None
-
-        return FeatureBackend("pixels", width, extract)
+        return pixel_backend(config.data.resolution, config.data.channels)
     raise ValueError(f"unknown eval.features {e.features!r}; choose 'digits', 'inception' or "
                      "'pixels'")
+
+
+PIXEL_GRID = 8
+
+
+def pixel_backend(resolution: int, channels: int):
+    """Raw pixels in [0, 1], average-pooled to at most 8x8 per channel: a cheap stand-in for
+    smoke runs and tests (their Fréchet distance needs no network), not a metric."""
+    from dg_jax.eval.evaluate import FeatureBackend
+
+    factor = max(1, resolution // PIXEL_GRID)
+    side = resolution // factor
+
+    def extract(batches, name="pixels", total=None):
+        del name, total
+        feats = []
+        for b in batches:
+            x = np.asarray(b, np.float32) / 255.0
+            x = x[:, :side * factor, :side * factor]
+            x = x.reshape(len(x), side, factor, side, factor, x.shape[-1]).mean(axis=(2, 4))
+            feats.append(x.reshape(len(x), -1))
+        return np.concatenate(feats), None
+
+    return FeatureBackend("pixels", side * side * channels, extract)
 
 
 def _batches(images, size):
@@ -61,16 +82,30 @@ def path_log_ratios(config, sampler_factory, precond, score_params, disc, disc_p
 
 def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, disc_params,
              sampler_factory) -> dict:
+    """Metrics of both sample sets against the reference: the real data (`real`), or the
+    statistics file eval.ref_stats (then FID, and IS with Inception, only)."""
     e = config.eval
-    real_images, _ = real
-    ref_u8 = shards.to_uint8(real_images)
-    if len(ref_u8) < e.num_samples:
-        raise ValueError(f"the reference set has {len(ref_u8)} images, fewer than "
-                         f"eval.num_samples={e.num_samples} asked for")
     backend = feature_backend(config)
-    metrics = ("fid", "is", "pr", "kid") if backend.name == "inception" else ("fid", "pr")
-    ref_feats, _ = backend.extract(_batches(ref_u8, e.batch_size))
-    results = {"reference_size": int(len(ref_u8))}
+    ref_stats_path = e.get("ref_stats", "")
+    if ref_stats_path:
+        from dg_jax.eval.stats_io import load_stats
+
+        ref_stats = load_stats(ref_stats_path, dim=backend.width)
+        ref_feats = None
+        metrics = ("fid", "is") if backend.name == "inception" else ("fid",)
+        results = {"reference": f"stats:{ref_stats_path}"}
+    else:
+        real_images, _ = real
+        ref_u8 = shards.to_uint8(real_images)
+        if len(ref_u8) < e.num_samples:
+            raise ConfigError(f"the reference set has {len(ref_u8)} images, fewer than "
+                              f"eval.num_samples={e.num_samples} asked for")
+        ref_stats = None
+        metrics = ("fid", "is", "pr", "kid") if backend.name == "inception" else ("fid", "pr")
+        log(f"[evaluate] features of {len(ref_u8)} reference images ({backend.name})")
+        ref_feats, _ = backend.extract(_batches(ref_u8, e.batch_size), name="reference",
+                                       total=len(ref_u8))
+        results = {"reference_size": int(len(ref_u8))}
     sample_sets = {}
     for name in ("no_dg", "dg"):
         images, labels = shards.read_shards(workdir / f"samples_{name.replace('_', '')}")
@@ -80,8 +115,9 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
         images = images[:e.num_samples]
         labels = None if labels is None else labels[:e.num_samples]
         sample_sets[name] = images
-        feats, logits = backend.extract(_batches(images, e.batch_size))
-        row = compute_metrics(feats, logits, metrics, ref_features=ref_feats,
+        feats, logits = backend.extract(_batches(images, e.batch_size), name=f"features {name}",
+                                        total=len(images))
+        row = compute_metrics(feats, logits, metrics, ref_features=ref_feats, ref_stats=ref_stats,
                               kid_subset_size=min(1000, len(feats)))
         row["fd"] = row.pop("fid")
         if labels is not None and logits is not None:
@@ -90,13 +126,18 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
         log(f"[evaluate] {name}: " + " ".join(f"{k}={v:.4f}" for k, v in row.items()))
     results["fd_no_dg"], results["fd_dg"] = results["no_dg"]["fd"], results["dg"]["fd"]
     results["fd_reduction"] = 1.0 - results["fd_dg"] / results["fd_no_dg"]
-    results["log_ratio_path"] = path_log_ratios(config, sampler_factory, precond, score_params,
-                                                disc, disc_params, e.path_samples)
+    if e.path_samples:
+        log(f"[evaluate] mean log ratio along the sampling path ({e.path_samples} samples, two "
+            "samplers to compile)")
+        results["log_ratio_path"] = path_log_ratios(config, sampler_factory, precond,
+                                                    score_params, disc, disc_params,
+                                                    e.path_samples)
+    check_finite(results, "evaluate")
     log(f"[evaluate] fd_no_dg={results['fd_no_dg']:.4f} fd_dg={results['fd_dg']:.4f} "
-        f"({100 * results['fd_reduction']:.1f}% lower)")
+        f"({relative_change(results['fd_no_dg'], results['fd_dg'])} with DG)")
     write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        _plots(workdir, sample_sets, results["log_ratio_path"], config)
+        _plots(workdir, sample_sets, results.get("log_ratio_path"), config)
     return results
 
 
@@ -118,6 +159,8 @@ def _plots(workdir, sample_sets, curves, config) -> None:
     fig.savefig(workdir / "grid.png", dpi=100)
     plt.close(fig)
 
+    if curves is None:  # eval.path_samples = 0
+        return
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, curve in curves.items():
         ax.plot(range(len(curve)), [np.nan if v is None else v for v in curve],

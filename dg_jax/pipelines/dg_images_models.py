@@ -9,6 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dg_jax.data.digits import load_digits_float
+from dg_jax.errors import ConfigError
+
+DATA_SOURCES = ("digits", "npz", "folder", "tfds", "random")
 
 
 def load_real(config):
@@ -31,11 +34,11 @@ def load_real(config):
         images = rng.uniform(-1, 1, (256, d.resolution, d.resolution, d.channels)).astype(np.float32)
         labels = rng.integers(0, max(d.num_classes, 1), 256).astype(np.int32)
     else:
-        raise ValueError(f"unknown data source {d.source!r} (field 'data.source'); choose "
+        raise ConfigError(f"unknown data source {d.source!r} (field 'data.source'); choose "
                          "'digits', 'npz', 'folder', 'tfds' or 'random'")
     expected = (d.resolution, d.resolution, d.channels)
     if images.shape[1:] != expected:
-        raise ValueError(f"data {d.source} {d.path} has images of shape {images.shape[1:]}, but "
+        raise ConfigError(f"data {d.source} {d.path} has images of shape {images.shape[1:]}, but "
                          f"data.resolution/data.channels ask for {expected}")
     return images, labels
 
@@ -72,12 +75,9 @@ def build_score_model(config):
     (score.checkpoint, made by launch.convert) or random init of score.arch."""
     s = config.score
     if s.source == "converted":
-        from dg_jax.convert.saved import load_converted
+        from dg_jax.convert.saved import load_weights
 
-        conv = load_converted(s.checkpoint)
-        if conv.kind != "edm":
-            raise ValueError(f"score.checkpoint {s.checkpoint} holds a {conv.kind!r} network; "
-                             "the DG image pipeline samples EDM networks (kind 'edm')")
+        conv = load_weights(s.checkpoint, "edm", field="score.checkpoint")
         precond, params = conv.model, conv.params
     elif s.source in ("train", "random"):
         from dg_jax.models.edm_precond import edm_precond_from_kwargs
@@ -88,15 +88,15 @@ def build_score_model(config):
         params = precond.model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, res, res, ch)),
                                     jnp.zeros((1,)), labels)["params"]
     else:
-        raise ValueError(f"unknown score.source {s.source!r}; choose 'train', 'converted' or "
+        raise ConfigError(f"unknown score.source {s.source!r}; choose 'train', 'converted' or "
                          "'random'")
     d = config.data
     if precond.img_resolution != d.resolution or precond.img_channels != d.channels:
-        raise ValueError(f"score model is {precond.img_resolution}x{precond.img_resolution}x"
+        raise ConfigError(f"score model is {precond.img_resolution}x{precond.img_resolution}x"
                          f"{precond.img_channels} but data.resolution/channels are "
                          f"{d.resolution}/{d.channels}")
     if precond.label_dim != d.num_classes:
-        raise ValueError(f"score model has label_dim={precond.label_dim} but data.num_classes="
+        raise ConfigError(f"score model has label_dim={precond.label_dim} but data.num_classes="
                          f"{d.num_classes}")
     dtype = s.get("compute_dtype", "float32")
     if dtype != "float32":  # bfloat16 compute, float32 parameters and sampler state
@@ -114,7 +114,7 @@ def score_model_in(precond, dtype: str, field: str = "compute_dtype"):
 
     check_dtype(dtype, field)
     if not hasattr(precond, "model") or "compute_dtype" not in precond.model.__dataclass_fields__:
-        raise ValueError(f"{field}={dtype!r}: the score model {type(precond).__name__} has no "
+        raise ConfigError(f"{field}={dtype!r}: the score model {type(precond).__name__} has no "
                          "compute dtype (EDM SongUNet/DhariwalUNet only)")
     return dataclasses.replace(precond, model=precond.model.clone(compute_dtype=dtype))
 
@@ -141,7 +141,7 @@ def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discrimi
     c, d = config.disc, config.data
     dtype = compute_dtype or c.get("compute_dtype", "float32")
     if c.kind != "adm" and dtype != "float32":
-        raise ValueError(f"disc.compute_dtype={dtype!r}: disc.kind={c.kind!r} has no compute "
+        raise ConfigError(f"disc.compute_dtype={dtype!r}: disc.kind={c.kind!r} has no compute "
                          "dtype; use disc.kind='adm' or float32")
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 13)
     x = jnp.zeros((1, d.resolution, d.resolution, d.channels))
@@ -159,18 +159,16 @@ def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discrimi
         from dg_jax.models.dg_discriminator import DGDiscriminator
 
         if c.classifier:
-            from dg_jax.convert.saved import load_converted
+            from dg_jax.convert.saved import load_weights
 
-            conv = load_converted(c.classifier)
-            if conv.kind != "adm_classifier":
-                raise ValueError(f"disc.classifier {c.classifier} holds a {conv.kind!r} network, "
-                                 "not an ADM classifier (launch.convert --kind=adm_classifier)")
+            conv = load_weights(c.classifier, "adm_classifier", field="disc.classifier",
+                                flags=c.classifier_flags.to_dict())
             classifier, c_params = conv.model, conv.params
         else:  # random frozen features: smoke tests only
             classifier = classifier_from_flags(c.classifier_flags.to_dict(), dg_time=True)
             c_params = None
         if classifier.image_size != d.resolution:
-            raise ValueError(f"disc classifier expects {classifier.image_size}x"
+            raise ConfigError(f"disc classifier expects {classifier.image_size}x"
                              f"{classifier.image_size} images but data.resolution is {d.resolution}")
         if c_params is None:
             c_params = classifier.init(key, x, t)
@@ -193,14 +191,45 @@ def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discrimi
             return disc.features({"classifier": c_params}, x_vp, tau)
 
         return Discriminator(logit, head, features, disc.head_logit)
-    raise ValueError(f"unknown disc.kind {c.kind!r}; choose 'conv' or 'adm'")
+    raise ConfigError(f"unknown disc.kind {c.kind!r}; choose 'conv' or 'adm'")
+
+
+def load_pretrained_discriminator(config) -> Discriminator:
+    """DG's trained discriminator (disc.source='converted'): disc.checkpoint is a
+    `launch.convert --kind=dg_discriminator` folder, or DG's head `.pt` itself with
+    disc.classifier (DG's ADM classifier .pt) and disc.classifier_flags / disc.head_flags.
+    Nothing is trained; `trainable` is the head's parameters."""
+    from dg_jax.convert.saved import load_weights
+
+    c, d = config.disc, config.data
+    conv = load_weights(c.checkpoint, "dg_discriminator", field="disc.checkpoint",
+                        flags=c.classifier_flags.to_dict() or None,
+                        head_flags=c.head_flags.to_dict() or None,
+                        classifier=c.classifier or None)
+    disc, params = conv.model, conv.params
+    if disc.classifier.image_size != d.resolution:
+        raise ConfigError(f"disc.checkpoint {c.checkpoint}: the classifier expects "
+                          f"{disc.classifier.image_size}x{disc.classifier.image_size} images but "
+                          f"data.resolution is {d.resolution}")
+    if disc.head.num_classes is not None and not d.num_classes:
+        raise ConfigError(f"disc.checkpoint {c.checkpoint} holds a class-conditional head; it "
+                          "needs a class-conditional score model (data.num_classes > 0)")
+    c_params = params["classifier"]
+
+    def logit(head_params, x_vp, tau, labels=None):
+        return disc.logit({"classifier": c_params, "head": head_params}, x_vp, tau, labels)
+
+    def features(x_vp, tau):
+        return disc.features({"classifier": c_params}, x_vp, tau)
+
+    return Discriminator(logit, params["head"], features, disc.head_logit)
 
 
 def check_fake_matches(config, images: np.ndarray, labels) -> None:
     d = config.data
     expected = (d.resolution, d.resolution, d.channels)
     if images.shape[1:] != expected:
-        raise ValueError(f"generated samples have shape {images.shape[1:]} but the discriminator "
+        raise ConfigError(f"generated samples have shape {images.shape[1:]} but the discriminator "
                          f"is for {expected} (data.resolution/data.channels)")
     if config.disc.conditional and labels is None:
-        raise ValueError("disc.conditional=True needs labelled generated samples")
+        raise ConfigError("disc.conditional=True needs labelled generated samples")

@@ -14,15 +14,53 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import guard_config, write_json
+from dg_jax.checkpoint import write_json
+from dg_jax.errors import ConfigError, check_finite, check_finite_array
 from dg_jax.gan import toy25
 from dg_jax.gan.trainer import build_models, train_gan
 from dg_jax.metric_writers import log
 from dg_jax.parallel import check_divisible, make_mesh, process_slice
+from dg_jax.validate import check_choice, check_positive
+from dg_jax.workdir import Stage, Workdir
 
 RUNS = ("vanilla", "diffusion_gan")
-RESUME_SAFE_FIELDS = ("train.log_every", "train.checkpoint_every", "train.num_steps",
-                      "tensorboard", "eval.num_samples", "runs")
+EXPERIMENTS = ("toy25", "digits", "cifar10")
+RESUME_SAFE_FIELDS = ("train.log_every", "train.checkpoint_every", "tensorboard", "runs")
+
+
+def stages(config) -> tuple:
+    """One training stage per GAN run (vanilla ignores the diffusion fields) and the evaluation
+    that reads them all."""
+    common = ("seed", "experiment", "data", "model", "train")
+    runs = tuple(Stage(name, fields=common + (("diffusion",) if name == "diffusion_gan" else ()),
+                       trains="train.num_steps", outputs=(f"checkpoints/{name}", name))
+                 for name in config.runs)
+    evaluate = Stage("evaluate", fields=("seed", "eval"), after=tuple(config.runs),
+                     outputs=("results.json", "toy25.png") + tuple(
+                         f"samples_{n}.png" for n in config.runs))
+    return runs + (evaluate,)
+
+
+def validate(config, mesh) -> None:
+    check_choice(config.experiment, EXPERIMENTS, "experiment")
+    for name in config.runs:
+        check_choice(name, RUNS, "runs")
+    if not config.runs:
+        raise ConfigError("runs is empty; choose from " + str(list(RUNS)))
+    check_positive(config, ("train.num_steps", "train.log_every", "train.checkpoint_every",
+                            "eval.num_samples", "model.z_dim"))
+    check_divisible(config.train.batch_size, mesh, "train.batch_size")
+    from dg_jax.gan.trainer import BACKBONES
+
+    check_choice(config.model.backbone, BACKBONES, "model.backbone")
+    d = config.diffusion
+    if not 1 <= d.t_min <= d.t_max:
+        raise ConfigError(f"diffusion.t_min={d.t_min} and diffusion.t_max={d.t_max} must satisfy "
+                          "1 <= t_min <= t_max")
+    for field in ("train.g_lr", "train.d_lr", "diffusion.ada_kimg"):
+        section, name = field.split(".")
+        if not config[section][name] > 0:
+            raise ConfigError(f"{field}={config[section][name]} must be positive")
 
 
 def generate(g_apply, params, key, num: int, z_dim: int, batch: int = 5000) -> np.ndarray:
@@ -33,7 +71,7 @@ def generate(g_apply, params, key, num: int, z_dim: int, batch: int = 5000) -> n
     return np.concatenate(out)[:num]
 
 
-def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict:
+def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd) -> dict:
     d = config.data
     means = toy25.grid_means(d.grid, d.spacing)
     scale = d.scale  # the networks see data * scale (in [-1, 1])
@@ -61,11 +99,14 @@ def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) ->
             np.savez(_dir / f"step_{step:07d}.npz", step=step, samples=x, d_logits=logits.reshape(64, 64),
                      lim=lim, T=int(state.diffusion.T), p=float(state.diffusion.p))
 
+        wd.start(name)
         state, g_apply, _ = train_gan(config, workdir, name, (2,), batch_fn, mesh, enabled,
                                       on_segment=on_segment,
                                       segment_every=config.eval.snapshot_every)
+        wd.finish(name)
         x = generate(g_apply, state.ema_params, jax.random.PRNGKey(config.seed + 99),
                      config.eval.num_samples, config.model.z_dim) / scale
+        check_finite_array(x, "evaluate", f"{name} generator samples")
         m = toy25.mode_metrics(x, means, d.std)
         results[name] = {"modes_covered": m["modes_covered"],
                          "high_quality_fraction": m["high_quality_fraction"],
@@ -76,29 +117,27 @@ def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) ->
             f"final_T={results[name]['final_T']}")
         snapshots[name] = sorted(snap_dir.glob("step_*.npz"))
         snapshots[name + "_final"] = x
+    wd.start("evaluate")
+    check_finite(results, "evaluate")
     write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
         from dg_jax.pipelines.diffusion_gan_plot import plot_toy25
 
         plot_toy25(workdir / "toy25.png", snapshots, config.runs, means)
         log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy25.png'}")
+    wd.finish("evaluate")
     return results
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     mesh = make_mesh()
-    check_divisible(config.train.batch_size, mesh, "train.batch_size")
-    for name in config.runs:
-        if name not in RUNS:
-            raise ValueError(f"unknown run {name!r} (field 'runs'); choose from {list(RUNS)}")
-    guard_config(workdir, config.to_dict(), "diffusion_gan", ignore=RESUME_SAFE_FIELDS)
+    validate(config, mesh)
+    wd = Workdir(workdir, "diffusion_gan", config.to_dict(), stages(config),
+                 ignore=RESUME_SAFE_FIELDS, source=source)
+    wd.open()  # refuses another experiment or incompatible changes before any work
     if config.experiment == "toy25":
-        return run_toy25(config, workdir, mesh)
-    if config.experiment in ("digits", "cifar10"):
-        from dg_jax.pipelines.diffusion_gan_images import run_images
+        return run_toy25(config, workdir, mesh, wd)
+    from dg_jax.pipelines.diffusion_gan_images import run_images
 
-        return run_images(config, workdir, mesh)
-    raise ValueError(f"unknown experiment {config.experiment!r} (field 'experiment'); "
-                     "choose one of ['toy25', 'digits', 'cifar10']")
+    return run_images(config, workdir, mesh, wd)

@@ -15,13 +15,14 @@ import jax
 import ml_collections
 import numpy as np
 
+from dg_jax.checkpoint import write_json
 from dg_jax.data.digits import float_to_uint8, load_digits_float
+from dg_jax.errors import check_finite, check_finite_array
 from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
 from dg_jax.eval.fid import fid_from_features
 from dg_jax.gan.trainer import train_gan
 from dg_jax.metric_writers import log
 from dg_jax.parallel import process_slice
-from dg_jax.checkpoint import write_json
 from dg_jax.pipelines.diffusion_gan import generate
 
 
@@ -75,7 +76,7 @@ def save_grid(path: pathlib.Path, images: np.ndarray, cols: int = 10) -> None:
     plt.imsave(path, grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None)
 
 
-def run_images(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict:
+def run_images(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd) -> dict:
     images = load_images(config)
     shape = images.shape[1:]
     rows = process_slice(config.train.batch_size)
@@ -86,12 +87,17 @@ def run_images(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -
             rng = np.random.default_rng([config.seed, step])
             return {"real": images[rng.integers(0, len(images), config.train.batch_size)][rows]}
 
+        wd.start(name)
         state, g_apply, _ = train_gan(config, workdir, name, shape, batch_fn, mesh,
                                       enabled=name == "diffusion_gan")
+        wd.finish(name)
         samples[name] = generate(g_apply, state.ema_params, jax.random.PRNGKey(config.seed + 99),
                                  config.eval.num_samples, config.model.z_dim, 1000)
+        check_finite_array(samples[name], "evaluate", f"{name} generator samples")
         results[name] = {"final_T": int(state.diffusion.T) if name == "diffusion_gan" else 0,
                          "final_p": float(state.diffusion.p)}
+    wd.start("evaluate")
+    for name in config.runs:
         if jax.process_index() == 0:
             save_grid(workdir / f"samples_{name}.png", samples[name])
     if config.experiment == "digits":
@@ -104,6 +110,8 @@ def run_images(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -
             fd = fid_from_features(digits_features(apply_fn, params, samples[name])[1], real)
             results[f"fd_{name}"] = fd
             log(f"[eval] {name}: fd={fd:.4f} final_T={results[name]['final_T']}")
+    check_finite(results, "evaluate")
     write_json(workdir / "results.json", results)
     log(f"[done] wrote {workdir / 'results.json'}")
+    wd.finish("evaluate")
     return results

@@ -24,34 +24,60 @@ def plot_toy25(path: pathlib.Path, snapshots: dict, runs, means: np.ndarray, max
     cols = max(len(s) for _, s, _ in rows) + 1
     fig, axes = plt.subplots(2 * len(rows), cols, figsize=(2.2 * cols, 4.4 * len(rows)),
                              squeeze=False)
+    titles = {"vanilla": "vanilla GAN", "diffusion_gan": "Diffusion-GAN"}
+    image = None
     for r, (name, snaps, final) in enumerate(rows):
+        label = titles.get(name, name)
         for c in range(cols):
             ax_s, ax_d = axes[2 * r, c], axes[2 * r + 1, c]
             for ax in (ax_s, ax_d):
-                ax.set_xticks([]), ax.set_yticks([])
+                ax.tick_params(labelsize=5)
             if c < len(snaps):
                 s = snaps[c]
                 lim = float(s["lim"])
                 step = files_step(s)
-                ax_s.scatter(s["samples"][:, 0], s["samples"][:, 1], s=1, alpha=0.4)
-                ax_s.scatter(means[:, 0], means[:, 1], s=6, c="r", marker="x")
+                ax_s.scatter(s["samples"][:, 0], s["samples"][:, 1], s=1, alpha=0.4,
+                             label="generator samples")
+                ax_s.scatter(means[:, 0], means[:, 1], s=6, c="r", marker="x",
+                             label="the 25 modes")
                 ax_s.set_xlim(-lim, lim), ax_s.set_ylim(-lim, lim)
-                ax_s.set_title(f"{name} {step}\nT={int(s['T'])}", fontsize=7)
+                ax_s.set_title(f"{label}, step {step}\ndiffusion steps T = {int(s['T'])}",
+                               fontsize=7)
                 prob = 1 / (1 + np.exp(-s["d_logits"]))
-                ax_d.imshow(prob, origin="lower", extent=(-lim, lim, -lim, lim), vmin=0, vmax=1,
-                            cmap="viridis")
+                image = ax_d.imshow(prob, origin="lower", extent=(-lim, lim, -lim, lim), vmin=0,
+                                    vmax=1, cmap="viridis")
                 ax_d.scatter(means[:, 0], means[:, 1], s=4, c="r", marker="x")
-                ax_d.set_title("sigmoid D(x, t=0)", fontsize=7)
+                ax_d.set_title(f"{label}: D(x, t = 0)", fontsize=7)
+                if c == 0:
+                    ax_s.set_ylabel("x2", fontsize=7)
+                    ax_d.set_ylabel("x2", fontsize=7)
+                    if r == 0:
+                        from matplotlib.lines import Line2D
+
+                        ax_s.legend(handles=[
+                            Line2D([], [], ls="", marker="o", ms=3, label="generator samples"),
+                            Line2D([], [], ls="", marker="x", ms=3, c="r",
+                                   label="the 25 modes")], fontsize=5, loc="lower left")
+                ax_d.set_xlabel("x1", fontsize=7)
             elif c == cols - 1:
                 lim = float(np.abs(means).max() + 2.0)
                 ax_s.scatter(final[:, 0], final[:, 1], s=1, alpha=0.3)
                 ax_s.scatter(means[:, 0], means[:, 1], s=6, c="r", marker="x")
                 ax_s.set_xlim(-lim, lim), ax_s.set_ylim(-lim, lim)
-                ax_s.set_title(f"{name} final (10k)", fontsize=7)
+                ax_s.set_title(f"{label}: final EMA generator\n({len(final)} samples)",
+                               fontsize=7)
+                ax_s.set_xlabel("x1", fontsize=7)
                 ax_d.axis("off")
             else:
                 ax_s.axis("off"), ax_d.axis("off")
-    fig.tight_layout()
+    fig.suptitle("Diffusion-GAN vs vanilla GAN on 25 Gaussians:\nsamples over training (upper "
+                 "row of each pair) and the discriminator's probability of 'real' (lower row)",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.9, 0.96))
+    if image is not None:
+        bar = fig.colorbar(image, cax=fig.add_axes((0.92, 0.15, 0.015, 0.7)))
+        bar.set_label("sigmoid D(x, t=0): probability that x is real data", fontsize=7)
+        bar.ax.tick_params(labelsize=6)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import Checkpointer, guard_config, write_json
+from dg_jax.checkpoint import Checkpointer, write_json
+from dg_jax.errors import check_finite
 from dg_jax.metric_writers import log, make_writer
 from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
 from dg_jax.pipelines import guidance_models as GM
@@ -32,14 +33,26 @@ from dg_jax.train.iddpm_train import (SCHEDULE_SAMPLERS, DiffusionTrainState, in
 from dg_jax.train.loop import train_loop
 from dg_jax.train.noisy_classifier import make_noisy_classifier_step
 from dg_jax.train.state import TrainState, make_optimizer
+from dg_jax.validate import check_positive
+from dg_jax.workdir import Stage, Workdir
 
 STAGES = ("score", "classifier", "vlb", "sweep")
 FAMILIES = ("iddpm", "edm")
-RESUME_SAFE_FIELDS = ("stages", "tensorboard", "score.train.num_steps",
-                      "classifier.train.num_steps", "vlb.train.num_steps", "score.train.log_every",
+RESUME_SAFE_FIELDS = ("stages", "tensorboard", "score.train.log_every",
                       "score.train.checkpoint_every", "classifier.train.log_every",
                       "classifier.train.checkpoint_every", "vlb.train.log_every",
                       "vlb.train.checkpoint_every")
+WORKDIR_STAGES = (
+    Stage("score", fields=("seed", "data", "score"), trains="score.train.num_steps",
+          outputs=("checkpoints/score", "score")),
+    Stage("classifier", fields=("seed", "data", "classifier", "score.diffusion"),
+          trains="classifier.train.num_steps", outputs=("checkpoints/classifier", "classifier")),
+    Stage("vlb", fields=("seed", "data", "vlb"), trains="vlb.train.num_steps",
+          outputs=("checkpoints/vlb_hybrid_is", "checkpoints/vlb_simple", "vlb_hybrid_is",
+                   "vlb_simple")),
+    Stage("sweep", fields=("seed", "data", "sweep"), after=("score", "classifier"),
+          outputs=("guidance.png",)),
+)
 
 
 def validate(config, mesh) -> None:
@@ -57,6 +70,8 @@ def validate(config, mesh) -> None:
     if s.p_uncond > 0 and not s.class_cond:
         raise ValueError("score.p_uncond > 0 (label dropout) needs score.class_cond=True")
     check_divisible(s.train.batch_size, mesh, "score.train.batch_size")
+    check_positive(config, ("score.train.num_steps", "score.train.log_every",
+                            "score.train.checkpoint_every"))
     if "classifier" in config.stages:
         check_divisible(config.classifier.train.batch_size, mesh, "classifier.train.batch_size")
     if "vlb" in config.stages:
@@ -87,7 +102,7 @@ def _batch_fn(config, images, labels, batch_size: int, stream: int, one_hot: int
     return batch_fn
 
 
-def _fit(config, workdir, mesh, name: str, state, step_fn, batch_fn, t):
+def _fit(config, workdir, mesh, name: str, state, step_fn, batch_fn, t, steps_field: str):
     """Resumes from checkpoints/<name>, runs the shared train loop, returns the final state."""
     ckpt = Checkpointer(pathlib.Path(workdir) / "checkpoints" / name)
     state, resumed = ckpt.restore_or(state)
@@ -97,7 +112,8 @@ def _fit(config, workdir, mesh, name: str, state, step_fn, batch_fn, t):
     step = jax.jit(step_fn, donate_argnums=0)
     state = train_loop(state, step, batch_fn, num_steps=t.num_steps, mesh=mesh, checkpointer=ckpt,
                        checkpoint_every=t.checkpoint_every, log_every=t.log_every,
-                       writer=make_writer(workdir, name, config.tensorboard), name=name)
+                       writer=make_writer(workdir, name, config.tensorboard), name=name,
+                       steps_field=steps_field)
     ckpt.close()
     return state
 
@@ -134,7 +150,8 @@ def train_iddpm(config, workdir, mesh, images, labels, *, name: str, unet_cfg, d
                                     null_label=d.num_classes if p_uncond > 0 else None)
     batch_fn = _batch_fn(config, images, labels if class_cond else None,
                          train_cfg.batch_size, seed_offset)
-    state = _fit(config, workdir, mesh, name, state, step_fn, batch_fn, train_cfg)
+    state = _fit(config, workdir, mesh, name, state, step_fn, batch_fn, train_cfg,
+                 f"{name.split('_')[0]}.train.num_steps")
     return unet, diffusion, state
 
 
@@ -166,7 +183,8 @@ def train_edm(config, workdir, mesh, images, labels):
         ema_rampup_ratio=s.edm.ema_rampup_ratio)
     batch_fn = _batch_fn(config, images, labels if label_dim else None, t.batch_size, 21,
                          one_hot=label_dim)
-    return precond, _fit(config, workdir, mesh, "score", state, step_fn, batch_fn, t)
+    return precond, _fit(config, workdir, mesh, "score", state, step_fn, batch_fn, t,
+                         "score.train.num_steps")
 
 
 def train_classifier(config, workdir, mesh, images, labels, diffusion):
@@ -184,7 +202,8 @@ def train_classifier(config, workdir, mesh, images, labels, diffusion):
     state = TrainState.create(params, tx, jax.random.fold_in(key, 1))
     state = _fit(config, workdir, mesh, "classifier", state,
                  make_noisy_classifier_step(logits_fn, diffusion, tx),
-                 _batch_fn(config, images, labels, c.train.batch_size, 31), c.train)
+                 _batch_fn(config, images, labels, c.train.batch_size, 31), c.train,
+                 "classifier.train.num_steps")
     return model, state.params
 
 
@@ -221,18 +240,21 @@ def vlb_stage(config, workdir, mesh, train_images, heldout) -> dict:
     return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     mesh = make_mesh()
     validate(config, mesh)
-    guard_config(workdir, config.to_dict(), "guidance_train", ignore=RESUME_SAFE_FIELDS)
+    wd = Workdir(workdir, "guidance_train", config.to_dict(), WORKDIR_STAGES,
+                 ignore=RESUME_SAFE_FIELDS, source=source)
+    wd.check()
     images, labels = GM.load_data(config.data)
+    wd.open()
     train_images, train_labels, heldout = GM.split_holdout(images, labels, config.data.holdout)
     results: dict = {}
     unet = diffusion = score_state = clf = clf_params = None
     s = config.score
     if "score" in config.stages or "sweep" in config.stages:
+        wd.start("score")
         if s.family == "edm":
             _, score_state = train_edm(config, workdir, mesh, train_images, train_labels)
         else:
@@ -242,18 +264,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 class_cond=s.class_cond, p_uncond=s.p_uncond,
                 schedule_sampler=s.schedule_sampler, seed_offset=11)
         results["score_steps"] = int(jax.device_get(score_state.step))
+        wd.finish("score")
     if "classifier" in config.stages or "sweep" in config.stages:
+        wd.start("classifier")
         clf_diffusion = diffusion or GM.make_diffusion(s.diffusion)
         clf, clf_params = train_classifier(config, workdir, mesh, train_images, train_labels,
                                            clf_diffusion)
+        wd.finish("classifier")
     if "vlb" in config.stages:
+        wd.start("vlb")
         results["vlb_bits_per_dim"] = vlb_stage(config, workdir, mesh, train_images, heldout)
+        wd.finish("vlb")
     if "sweep" in config.stages:
         from dg_jax.pipelines.guidance_sweep import sweep_stage
 
+        wd.start("sweep")
         results.update(sweep_stage(config, workdir, mesh, unet,
                                    jax.device_get(score_state.ema_params), clf,
                                    jax.device_get(clf_params), images))
+        wd.finish("sweep")
+    check_finite(results, "results")
     write_json(workdir / "results.json", results)
     log(f"[done] wrote {workdir / 'results.json'}")
     return results

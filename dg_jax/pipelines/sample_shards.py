@@ -11,13 +11,13 @@ images in the same order either way. The workdir must be a file system all proce
 from __future__ import annotations
 
 import pathlib
-import time
 
 import jax
 import numpy as np
 
 from dg_jax.data import shards
-from dg_jax.metric_writers import log
+from dg_jax.errors import check_finite_array
+from dg_jax.metric_writers import Progress, log
 from dg_jax.parallel import data_sharding, local_rows, put_global, sync
 
 SHARD_STRIDE = 100003  # fold_in index of batch j of shard s: s * SHARD_STRIDE + j
@@ -51,10 +51,14 @@ def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batc
     nproc, pid = jax.process_count(), jax.process_index()
     num_shards = -(-num // shard_size)
     sharding = data_sharding(mesh)
-    t0 = time.perf_counter()
-    for s in range(num_shards):
-        if _done(out_dir, s):
-            continue
+    todo = [s for s in range(num_shards) if not _done(out_dir, s)]
+    if len(todo) < num_shards:
+        log(f"[{name}] {num_shards - len(todo)} of {num_shards} shards already in {out_dir}")
+    progress = Progress(name, sum(min(shard_size, num - s * shard_size) for s in todo))
+    if todo:
+        log(f"[{name}] sampling {progress.total} images into {out_dir} (the first batch "
+            "includes compilation)")
+    for s in todo:
         outs = []  # dispatch the whole shard first: no host sync between its batches
         for j in range(shard_size // batch):
             lat, lab = latents_and_labels(config, jax.random.fold_in(key, s * SHARD_STRIDE + j),
@@ -62,13 +66,15 @@ def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batc
             outs.append((sample_fn(put_global(lat, sharding),
                                    None if lab is None else put_global(lab, sharding)), lab))
         images, labels, rows = [], [], []
+        n = min(shard_size, num - s * shard_size)
         for j, (x, lab) in enumerate(outs):
             idx, values = local_rows(x)
+            check_finite_array(values, name, f"samples of shard {s} batch {j}")
             images.append(shards.to_uint8(values))
             rows.append(j * batch + idx)
             if lab is not None:
                 labels.append(np.asarray(lab)[idx])
-        n = min(shard_size, num - s * shard_size)
+            progress.update(min(batch, max(n - j * batch, 0)))
         rows = np.concatenate(rows)
         keep = rows < n
         images = np.concatenate(images)[keep]
@@ -77,8 +83,6 @@ def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batc
             shards.write_shard(out_dir, s, images, labels)
         else:
             shards.write_part(out_dir, s, pid, nproc, images, labels, rows[keep])
-        log(f"[{name}] shard {s + 1}/{num_shards} ({min((s + 1) * shard_size, num)} images, "
-            f"{time.perf_counter() - t0:.1f}s)")
     sync(f"{name}:shards_written:{out_dir}")
     if pid == 0:
         shards.write_manifest(out_dir, num_samples=num, shard_size=shard_size,

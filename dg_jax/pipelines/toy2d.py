@@ -17,11 +17,13 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import ml_collections
+import numpy as np
 
-from dg_jax.checkpoint import Checkpointer, guard_config, write_json
+from dg_jax.checkpoint import Checkpointer, write_json
+from dg_jax.data import shards
 from dg_jax.diffusion.processes import make_process, sigma_to_vp
+from dg_jax.errors import ConfigError, check_finite, check_finite_array
 from dg_jax.eval.distances import energy_distance
 from dg_jax.guidance.discriminator import (dg_correction_fn, exact_log_ratio_correction,
                                            guide_denoiser, validate_window)
@@ -33,10 +35,20 @@ from dg_jax.toy.gmm import GaussianMixture, log_ratio
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
 from dg_jax.train.loop import train_loop
 from dg_jax.train.state import TrainState, make_optimizer
+from dg_jax.validate import check_positive
+from dg_jax.workdir import Stage, Workdir
 
 ROWS = ("wrong_score", "dg", "exact_correction", "true_score")
-RESUME_SAFE_FIELDS = ("disc.log_every", "disc.checkpoint_every", "disc.num_steps", "tensorboard",
-                      "eval.plot_sigmas", "eval.plot_taus", "eval.batch_size")
+# fields that may change between runs of one workdir without redoing anything
+RESUME_SAFE_FIELDS = ("disc.log_every", "disc.checkpoint_every", "tensorboard")
+STAGES = (
+    Stage("generate", fields=("seed", "data", "sampler", "generate"),
+          outputs=("fake_samples.npz", "fake_samples.npz.sha256")),
+    Stage("train", fields=("seed", "data", "disc"), after=("generate",),
+          trains="disc.num_steps", outputs=("checkpoints/disc",)),
+    Stage("evaluate", fields=("seed", "data", "sampler", "dg", "eval"), after=("train",),
+          outputs=("results.json", "toy2d.png")),
+)
 
 
 def validate(config: ml_collections.ConfigDict, mesh) -> None:
@@ -53,9 +65,15 @@ def validate(config: ml_collections.ConfigDict, mesh) -> None:
         raise ValueError("disc.time_sampling='importance' is defined on the linear VP process: "
                          "set disc.process='vp' or disc.time_sampling='uniform'")
     validate_window(config.dg.time_min, config.dg.time_max)
+    check_positive(config, ("generate.num_samples", "disc.num_steps", "disc.width", "disc.depth",
+                            "disc.log_every", "disc.checkpoint_every", "sampler.num_steps",
+                            "eval.num_samples"))
     check_divisible(2 * config.disc.batch_size, mesh, "disc.batch_size (x2: real and fake)")
     check_divisible(config.generate.batch_size, mesh, "generate.batch_size")
     check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
+    if not config.disc.learning_rate > 0:
+        raise ConfigError(f"disc.learning_rate={config.disc.learning_rate} must be positive")
+    mixtures(config)  # weights that do not sum to 1 are named before any work
 
 
 def mixtures(config):
@@ -116,18 +134,17 @@ def make_samplers(config, real, wrong, logit_fn, process, disc_params):
     return {name: build(name, False) for name in ROWS}, {name: build(name, True) for name in ROWS}, sigmas
 
 
-def generate_fake(config, wrong_sampler, mesh, path: pathlib.Path):
-    if path.exists():
+def generate_fake(config, wrong_sampler, mesh, path: pathlib.Path, reuse: bool):
+    if reuse:
         log(f"[generate] reusing {path}")
-        return np.load(path)["samples"]
+        return shards.load_npz(path)["samples"]
     t0 = time.perf_counter()
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
     samples = sample_in_batches(wrong_sampler, key, config.generate.num_samples,
                                 config.generate.batch_size, 2, mesh)
+    check_finite_array(samples, "generate", "samples of the wrong model")
     if jax.process_index() == 0:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, samples=samples)
-        tmp.replace(path)
+        shards.save_npz(path, samples=samples)
     log(f"[generate] {len(samples)} samples of the wrong model in {time.perf_counter() - t0:.1f}s")
     return samples
 
@@ -160,7 +177,8 @@ def train_discriminator(config, workdir: pathlib.Path, real: GaussianMixture, fa
     writer = make_writer(workdir, "disc", config.tensorboard)
     state = train_loop(state, step_fn, batch_fn, num_steps=c.num_steps, mesh=mesh,
                        checkpointer=checkpointer, checkpoint_every=c.checkpoint_every,
-                       log_every=c.log_every, writer=writer, name="train")
+                       log_every=c.log_every, writer=writer, name="train",
+                       steps_field="disc.num_steps")
     checkpointer.close()
     return state.params
 
@@ -187,19 +205,26 @@ def gap_closed(rows, name):
     return (ed["wrong_score"] - ed[name]) / (ed["wrong_score"] - ed["true_score"])
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     mesh = make_mesh()
     validate(config, mesh)
-    guard_config(workdir, config.to_dict(), "toy2d", ignore=RESUME_SAFE_FIELDS)
+    wd = Workdir(workdir, "toy2d", config.to_dict(), STAGES, ignore=RESUME_SAFE_FIELDS,
+                 source=source)
+    wd.open()  # refuses another experiment or incompatible changes before any work
     real, wrong = mixtures(config)
     disc = build_discriminator(config)
 
     plain, _, _ = make_samplers(config, real, wrong, disc[2], disc[1], None)
-    fake = generate_fake(config, plain["wrong_score"], mesh, workdir / "fake_samples.npz")
+    reuse = wd.is_done("generate")
+    wd.start("generate")
+    fake = generate_fake(config, plain["wrong_score"], mesh, workdir / "fake_samples.npz", reuse)
+    wd.finish("generate")
+    wd.start("train")
     disc_params = train_discriminator(config, workdir, real, fake, mesh, disc)
+    wd.finish("train")
 
+    wd.start("evaluate")
     samplers, traj_samplers, sigmas = make_samplers(config, real, wrong, disc[2], disc[1],
                                                     disc_params)
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)  # same latents for every row
@@ -208,6 +233,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for name in ROWS:
         t0 = time.perf_counter()
         samples[name] = sample_in_batches(samplers[name], key, e.num_samples, e.batch_size, 2, mesh)
+        check_finite_array(samples[name], "sample", f"row {name!r}")
         log(f"[sample] {name}: {e.num_samples} samples in {time.perf_counter() - t0:.1f}s")
     reference = np.asarray(real.sample(jax.random.fold_in(jax.random.PRNGKey(config.seed), 6),
                                        e.num_samples))
@@ -215,6 +241,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     results = {"rows": rows, "gap_closed_dg": gap_closed(rows, "dg"),
                "gap_closed_exact": gap_closed(rows, "exact_correction"),
                "log_ratio_rmse": log_ratio_rmse(config, real, wrong, disc, disc_params)}
+    check_finite(results, "evaluate")
     log(f"[eval] gap_closed_dg={results['gap_closed_dg']:.4f} "
         f"gap_closed_exact={results['gap_closed_exact']:.4f}")
     # every process runs the (sharded) trajectory samplers; process 0 writes the files
@@ -226,6 +253,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
         plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real, wrong, disc, disc_params)
         log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy2d.png'}")
+    wd.finish("evaluate")
     return results
 
 

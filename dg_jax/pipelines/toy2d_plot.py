@@ -26,19 +26,33 @@ def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, wro
                              squeeze=False)
     after = np.asarray(sigmas[1:])  # noise level of the state after each step
     lim = 3.5
+    labels = {"wrong_score": "wrong score (p_g)", "dg": "wrong score + DG",
+              "exact_correction": "wrong score + exact correction", "true_score": "true score (p_r)"}
     for r, name in enumerate(rows):
         traj = trajectories[name]
         for c, s in enumerate(plot_sigmas):
             i = int(np.argmin(np.abs(after - s)))
             ax = axes[r, c]
-            ax.scatter(traj[i, :, 0], traj[i, :, 1], s=1, alpha=0.3)
-            ax.scatter(np.asarray(real.means)[:, 0], np.asarray(real.means)[:, 1], s=12,
-                       c="red", marker="x")
+            ax.scatter(traj[i, :, 0], traj[i, :, 1], s=1, alpha=0.3, label="samples")
+            ax.scatter(np.asarray(real.means)[:, 0], np.asarray(real.means)[:, 1], s=14,
+                       c="red", marker="x", label="modes of p_r (data)")
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{name}, sigma={after[i]:.3g}", fontsize=8)
+            ax.set_title(f"{labels.get(name, name)}\nnoise level sigma = {after[i]:.3g}",
+                         fontsize=8)
+            ax.tick_params(labelsize=6)
+            if c == 0:
+                ax.set_ylabel("x2", fontsize=8)
+            if r == len(rows) - 1:
+                ax.set_xlabel("x1", fontsize=8)
+            if r == 0 and c == 0:
+                from matplotlib.lines import Line2D
+
+                ax.legend(handles=[Line2D([], [], ls="", marker="o", ms=3, alpha=0.6,
+                                          label="samples"),
+                                   Line2D([], [], ls="", marker="x", ms=4, c="red",
+                                          label="modes of p_r (data)")],
+                          fontsize=6, loc="lower left")
         for c in range(len(plot_sigmas), ncols):
             axes[r, c].axis("off")
 
@@ -53,17 +67,27 @@ def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, wro
         learned = np.asarray(logit_fn(disc_params, x_vp, tau_arr)).reshape(xx.shape)
         exact = np.asarray(log_ratio(real, wrong)(grid, sigma)).reshape(xx.shape)
         vmax = float(np.percentile(np.abs(exact), 95)) or 1.0
-        for k, (title, img) in enumerate((("learned", learned), ("exact", exact))):
+        sigma_tau = float(process.sigma(jnp.asarray(tau)))
+        for k, (title, img) in enumerate((("learned (discriminator logit)", learned),
+                                          ("exact", exact))):
             ax = axes[len(rows), 2 * j + k]
             im = ax.imshow(img, origin="lower", extent=(-lim, lim, -lim, lim), cmap="RdBu_r",
                            vmin=-vmax, vmax=vmax)
-            ax.set_title(f"{title} log ratio, tau={tau}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.set_title(f"{title} log ratio\nVP time tau = {tau} (sigma = {sigma_tau:.3g})",
+                         fontsize=8)
+            ax.set_xlabel("x1", fontsize=8)
+            ax.set_ylabel("x2", fontsize=8)
+            ax.tick_params(labelsize=6)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046)
+            bar.set_label("log p_r^tau(x) / p_g^tau(x)", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
     for c in range(2 * len(taus), ncols):
         axes[len(rows), c].axis("off")
-    fig.tight_layout()
+    fig.suptitle("Discriminator Guidance in 2-D: each sampler's particles as the noise level sigma "
+                 "falls to 0 (same latents in every row),\nand the log density ratio the "
+                 "discriminator learned vs the exact one (tau: the discriminator's VP diffusion "
+                 "time)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     tmp = pathlib.Path(str(path) + ".tmp.png")
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
