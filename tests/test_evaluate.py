@@ -55,8 +55,11 @@ def test_shard_round_trip(tmp_path):
     images, labels = _images(0, 10), np.arange(10, dtype=np.int32) % 3
     _write_set(tmp_path / "s", images, labels, shard_size=4)
     manifest = shards.read_manifest(tmp_path / "s")
+    digests = manifest.pop("sha256")
     assert manifest == {"num_samples": 10, "num_shards": 3, "shard_size": 4,
                         "image_shape": [8, 8, 3], "complete": True}
+    assert digests == {shards.shard_path(tmp_path / "s", i).name:
+                       shards.file_sha256(shards.shard_path(tmp_path / "s", i)) for i in range(3)}
     got_images, got_labels = shards.read_shards(tmp_path / "s")
     np.testing.assert_array_equal(got_images, images)
     np.testing.assert_array_equal(got_labels, labels)

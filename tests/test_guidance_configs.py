@@ -59,8 +59,8 @@ def test_resume_restores_importance_sampling_state(tmp_path):
     captured = {}
     original = guidance_train._fit
 
-    def spy(config, workdir, mesh, name, state, step_fn, batch_fn, t):
-        out = original(config, workdir, mesh, name, state, step_fn, batch_fn, t)
+    def spy(config, workdir, mesh, name, state, step_fn, batch_fn, t, steps_field):
+        out = original(config, workdir, mesh, name, state, step_fn, batch_fn, t, steps_field)
         captured[name] = out
         return out
 

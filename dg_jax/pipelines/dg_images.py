@@ -61,8 +61,9 @@ def workdir_stages(config) -> tuple[Stage, ...]:
                   trains="score.train.num_steps" if trains_score else None)
     out = [score]
     if trains_disc:
-        out.append(Stage("generate", fields=("seed", "generate"), provenance=("sampler",),
-                         after=("score",), outputs=("fake",)))
+        out.append(Stage("generate", fields=("seed", "generate"),
+                         provenance=("sampler",) + SAMPLING_NUMERICS, after=("score",),
+                         outputs=("fake",)))
         out.append(Stage("disc", fields=("seed", "data", "disc"), after=("generate",),
                          trains="disc.num_steps", outputs=("checkpoints/disc",)))
     else:
@@ -79,7 +80,8 @@ def workdir_stages(config) -> tuple[Stage, ...]:
 
 def validate(config, mesh) -> None:
     """Every field any stage of this config will use, checked before any work (errors name the
-    field). Paths are checked to exist; networks are built without parameters."""
+    field); paths are checked to exist. The networks are built (and checked against the data)
+    by `run` before it touches the workdir."""
     s, d, c, e = config.score, config.data, config.disc, config.eval
     for stage in config.stages:
         check_choice(stage, STAGES, "stages")
@@ -354,10 +356,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
     wd.check()  # another experiment or incompatible changes: refused before any work
     pretrained_disc = config.disc.get("source", "train") == "converted"
     # networks are built (and checked against the data) before the workdir is touched
+    log(f"[setup] building the score model ({config.score.source}) and the discriminator "
+        f"({config.disc.get('source', 'train')}, {config.disc.kind}) on {mesh.devices.size} "
+        "device(s)")
     built_score = build_score(config)
     built_disc = (M.load_pretrained_discriminator(config) if pretrained_disc
                   else M.build_discriminator(config))
     real = M.load_real(config) if needs_real_data(config) else None
+    if real is not None:
+        log(f"[setup] {len(real[0])} real images from data.source={config.data.source!r}")
     if real is not None and not config.eval.get("ref_stats", "") and (
             len(real[0]) < config.eval.num_samples):
         raise ConfigError(f"the reference set has {len(real[0])} images, fewer than "

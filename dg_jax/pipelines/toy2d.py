@@ -155,7 +155,8 @@ def train_discriminator(config, workdir: pathlib.Path, real: GaussianMixture, fa
     c = config.disc
     key = jax.random.PRNGKey(config.seed)
     params = model.init(jax.random.fold_in(key, 2), jnp.zeros((1, 2)), jnp.zeros((1,)))
-    tx = make_optimizer(c.optimizer, c.learning_rate, field="disc.optimizer")
+    tx = make_optimizer(c.optimizer, c.learning_rate, schedule=c.get("lr_schedule", "constant"),
+                        decay_steps=c.num_steps, field="disc.optimizer")
     state = TrainState.create(params, tx, jax.random.fold_in(key, 3))
     checkpointer = Checkpointer(workdir / "checkpoints" / "disc")
     state, resumed = checkpointer.restore_or(state)

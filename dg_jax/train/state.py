@@ -31,12 +31,29 @@ class TrainState:
         return jax.random.fold_in(self.rng, self.step)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 def make_optimizer(name: str, learning_rate: float, *, weight_decay: float = 0.0,
-                   grad_clip: float = 0.0, warmup_steps: int = 0,
-                   field: str = "train.optimizer") -> optax.GradientTransformation:
-    """Adam / AdamW / SGD by name, with optional linear warm-up and global-norm clipping."""
-    schedule = (optax.linear_schedule(0.0, learning_rate, warmup_steps)
-                if warmup_steps else learning_rate)
+                   grad_clip: float = 0.0, warmup_steps: int = 0, schedule: str = "constant",
+                   decay_steps: int = 0, field: str = "train.optimizer"
+                   ) -> optax.GradientTransformation:
+    """Adam / AdamW / SGD by name, with optional linear warm-up, global-norm clipping and a
+    learning rate that is constant or follows a cosine from `learning_rate` to 0 over
+    `decay_steps` (after the warm-up)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r} (next to field '{field}'); "
+                         f"choose one of {list(LR_SCHEDULES)}")
+    if schedule == "cosine":
+        if decay_steps < 1:
+            raise ValueError(f"a cosine schedule needs decay_steps >= 1 (next to field '{field}')")
+        main = optax.cosine_decay_schedule(learning_rate, decay_steps)
+        schedule = (optax.join_schedules([optax.linear_schedule(0.0, learning_rate,
+                                                                warmup_steps), main],
+                                         [warmup_steps]) if warmup_steps else main)
+    else:
+        schedule = (optax.linear_schedule(0.0, learning_rate, warmup_steps)
+                    if warmup_steps else learning_rate)
     if name == "adam":
         opt = optax.adam(schedule)
     elif name == "adamw":
