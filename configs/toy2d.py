@@ -1,6 +1,6 @@
 """DG's tractable 2-D experiment: a wrong analytic score corrected by a learned discriminator.
 
-Run (about a minute on 2 CPU cores; MEASURED_TIME):
+Run (2m17s on 2 CPU cores, measured 2026-11-30):
   python -m launch.main --config=configs/toy2d.py --workdir=/tmp/dg_toy2d
 Smoke variant (SMOKE_TIME; used by the tests):
   python -m launch.main --config=configs/toy2d.py:smoke --workdir=/tmp/dg_toy2d_smoke

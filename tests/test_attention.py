@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_mixed_precision import CLASSIFIER, DHARIWAL, SONG, _apply, _inputs, _random_params, _rel_err
 
 from dg_jax.models import adm_blocks, attention, edm_layers
 from dg_jax.models.adm_flags import classifier_from_flags
 from dg_jax.models.edm_unets import DhariwalUNet, SongUNet
-from test_mixed_precision import (CLASSIFIER, DHARIWAL, SONG, _apply, _inputs, _random_params,
-                                  _rel_err)
 
 
 @pytest.fixture
@@ -142,6 +141,7 @@ def test_bad_attention_impl_names_the_field():
             {**CLASSIFIER, "attention_impl": "cudnn"}).init(jax.random.PRNGKey(0), x, t))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["auto", "xla"])
 def test_pipeline_attention_impl_reaches_the_networks(impl, fused_via_xla):
     """score.attention_impl / disc.attention_impl of an image DG config choose the path."""

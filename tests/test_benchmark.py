@@ -6,9 +6,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_float32_and_bfloat16(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(

@@ -78,6 +78,7 @@ def test_convert_flags_from_long_inline_json_or_a_file(tmp_path):
         convert_cli.read_flags(str(tmp_path / "bad.json"), "--flags")
 
 
+@pytest.mark.slow
 def test_converted_inception_folder_is_accepted_and_degenerate_features_are_flagged(
         tmp_path, capsys):
     """pytorch-fid's layout with random weights (the fid fixture) maps every image to the

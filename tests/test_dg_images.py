@@ -17,6 +17,7 @@ def smoke_run(tmp_path_factory):
     return workdir, results
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_outputs(smoke_run):
     workdir, results = smoke_run
     saved = json.loads((workdir / "results.json").read_text())
@@ -34,6 +35,7 @@ def test_smoke_pipeline_outputs(smoke_run):
     np.testing.assert_array_equal(labels, nodg_labels)  # same seeds with and without DG
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_work(smoke_run):
     workdir, results = smoke_run
     before = {p.name: p.stat().st_mtime for p in (workdir / "fake").iterdir()}
@@ -44,6 +46,7 @@ def test_resume_skips_finished_work(smoke_run):
     assert before == after
 
 
+@pytest.mark.slow
 def test_reference_smaller_than_sample_count(smoke_run):
     workdir, _ = smoke_run
     config = digits_dg.get_config("smoke")
@@ -53,6 +56,7 @@ def test_reference_smaller_than_sample_count(smoke_run):
         dg_images.run(config, str(workdir))  # refused before any sampling
 
 
+@pytest.mark.slow
 def test_missing_shard_is_named(smoke_run, tmp_path):
     workdir, _ = smoke_run
     import shutil
@@ -128,6 +132,7 @@ def test_tfds_source_without_tensorflow_says_what_to_install():
         dg_images_models.load_real(config)
 
 
+@pytest.mark.slow
 def test_sampling_change_redoes_only_sampling_and_evaluation(smoke_run, tmp_path):
     """In a finished workdir a new DG weight reuses the score model, the fakes and the
     discriminator (their files untouched) and writes new DG samples and results."""

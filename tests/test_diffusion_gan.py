@@ -174,6 +174,7 @@ def test_sharded_equals_single_device(tmp_path):
     ("configs/digits_diffusion_gan.py", ("fd_vanilla", "fd_diffusion_gan")),
     ("configs/cifar10_diffusion_stylegan2.py", ("diffusion_gan",)),
 ])
+@pytest.mark.slow
 def test_smoke_pipelines(tmp_path, config_file, keys):
     import importlib.util
 

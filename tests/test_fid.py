@@ -16,8 +16,7 @@ from dg_jax.convert.inception import map_state_dict
 from dg_jax.convert.torch_reader import CheckpointError
 from dg_jax.eval import fid as fid_lib
 from dg_jax.eval.features import data_mesh, extract_features
-from dg_jax.eval.image_ops import (inception_preprocess, quantize_to_uint8,
-                                   resize_bilinear_half_pixel)
+from dg_jax.eval.image_ops import inception_preprocess, quantize_to_uint8, resize_bilinear_half_pixel
 from dg_jax.eval.precision_recall import precision_recall
 from dg_jax.eval.stats_io import StatsFileError, feature_statistics, load_stats, save_stats
 from dg_jax.models import inception as inc
@@ -220,7 +219,7 @@ def _random_state_dict(template, seed, gain=1.0):
     (kernels ~ N(0, gain^2 / fan_in))."""
     rng = np.random.default_rng(seed)
     sd = {}
-    for collection, tree in template.items():
+    for _collection, tree in template.items():
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
             names = tuple(k.key for k in path)
             prefix = ".".join(names[:-1])

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from dg_jax.diffusion.processes import VP
-from dg_jax.guidance.discriminator import (dg_correction_fn, discriminator_guidance,
-                                           guide_denoiser, guide_score, log_ratio_from_logit)
+from dg_jax.guidance.discriminator import (
+    dg_correction_fn,
+    discriminator_guidance,
+    guide_denoiser,
+    guide_score,
+    log_ratio_from_logit,
+)
 from dg_jax.samplers.edm import edm_sigma_steps, heun_sample
 
 VPP = VP()
@@ -23,12 +28,14 @@ M_G, C_G = jnp.asarray([0.0, 0.5]), jnp.asarray([[1.0, -0.3], [-0.3, 0.8]])
 
 
 def diffused_logpdf(mean, cov):
-    return lambda x, s: jax.vmap(lambda xi, si: gauss_logpdf(xi[None], mean, cov + si**2 * jnp.eye(2))[0])(x, s)
+    return lambda x, s: jax.vmap(
+        lambda xi, si: gauss_logpdf(xi[None], mean, cov + si**2 * jnp.eye(2))[0])(x, s)
 
 
 def gaussian_denoiser(mean, cov):
     def denoise(x, sigma, labels=None):
-        return jax.vmap(lambda xi, si: mean + cov @ jnp.linalg.solve(cov + si**2 * jnp.eye(2), xi - mean))(x, sigma)
+        return jax.vmap(lambda xi, si: mean + cov @ jnp.linalg.solve(cov + si**2 * jnp.eye(2),
+                                                                     xi - mean))(x, sigma)
     return denoise
 
 
@@ -73,7 +80,7 @@ def test_exact_discriminator_turns_wrong_score_into_true_score():
         sigma = jnp.full((32,), s)
         np.testing.assert_allclose(guided(x, sigma), true(x, sigma), rtol=2e-3, atol=2e-3 * s**2)
     # and the same in score form
-    score = lambda den: (lambda x, s, l=None: (den(x, s) - x) / s[:, None] ** 2)
+    score = lambda den: (lambda x, s, labels=None: (den(x, s) - x) / s[:, None] ** 2)
     sigma = jnp.full((32,), 0.7)
     np.testing.assert_allclose(guide_score(score(wrong), corr)(x, sigma), score(true)(x, sigma),
                                rtol=2e-3, atol=1e-3)

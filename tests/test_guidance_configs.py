@@ -23,6 +23,7 @@ def launch(config: str, workdir: pathlib.Path) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_digits_guidance_smoke_through_launch_main(tmp_path):
     out = launch("digits_guidance.py:smoke", tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -41,6 +42,7 @@ def test_digits_guidance_smoke_through_launch_main(tmp_path):
         assert (tmp_path / "checkpoints" / name).is_dir()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["cifar10_iddpm.py:kl,smoke", "cifar10_edm_train.py:cond,smoke",
                                     "imagenet64_adm_cfg.py:smoke"])
 def test_paper_config_smoke_through_launch_main(config, tmp_path):
@@ -52,6 +54,7 @@ def test_paper_config_smoke_through_launch_main(config, tmp_path):
         assert "[classifier] step 2/2" in out
 
 
+@pytest.mark.slow
 def test_resume_restores_importance_sampling_state(tmp_path):
     config = cifar10_iddpm.get_config("kl,smoke")  # 8 fake devices, in process
     guidance_train.run(config, str(tmp_path))

@@ -10,14 +10,24 @@ import pytest
 
 from dg_jax.checkpoint import Checkpointer
 from dg_jax.diffusion.iddpm import create_gaussian_diffusion
-from dg_jax.guidance.cfg import (cfg_combine, cfg_denoiser, cfg_model_fn,
-                                 classifier_guidance_cond_fn, linear_weight, window_weight)
+from dg_jax.guidance.cfg import (
+    cfg_combine,
+    cfg_denoiser,
+    cfg_model_fn,
+    classifier_guidance_cond_fn,
+    linear_weight,
+    window_weight,
+)
 from dg_jax.models.adm import EncoderUNetModel, UNetModel
 from dg_jax.parallel import make_mesh, replicate, shard_batch
 from dg_jax.samplers.ddpm import classifier_cond_fn, ddim_sample, ddpm_sample
 from dg_jax.train.edm_train import edm_ema_beta, edm_learning_rate
-from dg_jax.train.iddpm_train import (DiffusionTrainState, drop_labels, initial_loss_state,
-                                      make_iddpm_train_step)
+from dg_jax.train.iddpm_train import (
+    DiffusionTrainState,
+    drop_labels,
+    initial_loss_state,
+    make_iddpm_train_step,
+)
 from dg_jax.train.loop import NonFiniteLossError, train_loop
 from dg_jax.train.noisy_classifier import make_noisy_classifier_step, noisy_classifier_loss
 from dg_jax.train.state import TrainState

@@ -128,6 +128,7 @@ def test_unknown_compute_dtype_names_the_field():
     assert compute_dtype("bfloat16") == jnp.bfloat16
 
 
+@pytest.mark.slow
 def test_pipeline_config_fields_select_the_compute_dtype():
     """score.compute_dtype / disc.compute_dtype reach the networks the DG pipeline builds; the
     bfloat16 denoiser stays close to the float32 one and the conv discriminator refuses it."""

@@ -24,6 +24,7 @@ GLOBAL_DEVICES = 4
 NUM_STEPS = 4
 BATCH = 8  # global discriminator batch (real and fake each)
 RES = 4
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _gloo_available() -> str:
@@ -49,8 +50,7 @@ def _free_port() -> int:
 
 def _run_processes(cmd, num_processes: int, env: dict, timeout: float = 600.0) -> list[str]:
     """Starts cmd(i) for i < num_processes, waits for all, asserts they succeeded; outputs."""
-    root = pathlib.Path(__file__).resolve().parents[1]
-    procs = [subprocess.Popen(cmd(i), cwd=root, env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(cmd(i), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
     try:
         outs = [p.communicate(timeout=timeout)[0] for p in procs]
@@ -67,6 +67,7 @@ def _launch(workdir: pathlib.Path, num_processes: int):
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
     env.pop("XLA_FLAGS", None)  # conftest's fake-device count is set by each worker itself
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return _run_processes(lambda i: [sys.executable, __file__, str(workdir), str(num_processes),
                                      str(i), str(port)], num_processes, env)
 
@@ -87,6 +88,7 @@ def _load(workdir):
         return {k: z[k] for k in z.files}
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one(runs):
     single, multi = (_load(w) for w in runs)
     assert int(multi["process_count"]) == 2 and int(single["process_count"]) == 1
@@ -101,12 +103,14 @@ def test_two_processes_train_like_one(runs):
     assert float(multi["restore_max_diff"]) == 0.0
 
 
+@pytest.mark.slow
 def test_two_processes_sample_like_one(runs):
     single, multi = (_load(w) for w in runs)
     np.testing.assert_allclose(multi["samples"], single["samples"], rtol=1e-4, atol=1e-5)
     assert float(np.max(np.abs(single["samples"]))) > 0.1  # not trivially zero
 
 
+@pytest.mark.slow
 def test_each_process_writes_its_own_shard_parts(runs):
     from dg_jax.data import shards
 
@@ -128,23 +132,26 @@ def test_each_process_writes_its_own_shard_parts(runs):
     assert (multi / "disc" / "metrics.jsonl").is_file()
 
 
-def _main_on_processes(config: str, workdir: pathlib.Path, num_processes: int) -> list[str]:
-    """Runs `launch.main --config=CONFIG` as `num_processes` CPU processes with 4 devices in all
-    (coordinator flags when more than one); returns each process's output."""
+def _main_on_processes(config: str, workdir: pathlib.Path, num_processes: int,
+                       overrides: tuple[str, ...] = ()) -> list[str]:
+    """Runs `launch.main --config=CONFIG [overrides]` as `num_processes` CPU processes with 4
+    devices in all (coordinator flags when more than one); returns each process's output."""
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(4 // num_processes)}
     env.pop("XLA_FLAGS", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
 
     def cmd(i):
         extra = [] if num_processes == 1 else [f"--coordinator_address=127.0.0.1:{port}",
                                                f"--num_processes={num_processes}",
                                                f"--process_id={i}"]
         return [sys.executable, "-m", "launch.main", f"--config={config}",
-                f"--workdir={workdir}", *extra]
+                f"--workdir={workdir}", *overrides, *extra]
 
     return _run_processes(cmd, num_processes, env)
 
 
+@pytest.mark.slow
 def test_launch_main_two_processes_matches_one(tmp_path):
     """`launch.main` with the coordinator flags: the toy2d smoke job on 2 processes x 2 devices
     gives the results of 1 process x 4 devices; only process 0 writes results and metrics."""
@@ -162,25 +169,26 @@ def test_launch_main_two_processes_matches_one(tmp_path):
     assert (tmp_path / "multi" / "disc" / "metrics.jsonl").is_file()
 
 
+@pytest.mark.slow
 def test_dg_images_two_processes_matches_one(tmp_path):
-    """The whole DG image pipeline (score training, generation, discriminator, DG sampling,
-    evaluation) on 2 processes x 2 devices: every sample shard is written as per-process parts
-    and reads back as the 1 x 4 run's samples (up to one uint8 level of float noise)."""
+    """The DG image pipeline's generation, discriminator training and DG sampling stages on
+    2 processes x 2 devices: every sample shard is written as
+    per-process parts and reads back as the 1 x 4 run's samples (up to one uint8 level of float
+    noise). The evaluation stage (process 0 reads the shards back) is left out to keep the
+    suite's time down; tests/test_dg_images.py runs it on 8 devices."""
     reason = _gloo_available()
     if reason:
         pytest.skip(f"multi-process CPU needs gloo collectives: {reason}")
-    _main_on_processes("configs/digits_dg.py:smoke", tmp_path / "multi", 2)
-    _main_on_processes("configs/digits_dg.py:smoke", tmp_path / "single", 1)
+    stages = ("--config.stages=('score','generate','disc','sample')",
+              "--config.score.source=random")  # score training: covered by the disc stage's loop
+    _main_on_processes("configs/digits_dg.py:smoke", tmp_path / "multi", 2, stages)
+    _main_on_processes("configs/digits_dg.py:smoke", tmp_path / "single", 1, stages)
     for name in ("fake", "samples_nodg", "samples_dg"):
         assert list((tmp_path / "multi" / name).glob("*.part001of002.npz")), name
         a, la = shards.read_shards(tmp_path / "single" / name)
         b, lb = shards.read_shards(tmp_path / "multi" / name)
         np.testing.assert_array_equal(la, lb)
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, name
-    a = json.loads((tmp_path / "single" / "results.json").read_text())
-    b = json.loads((tmp_path / "multi" / "results.json").read_text())
-    assert b["fd_no_dg"] == pytest.approx(a["fd_no_dg"], rel=1e-2)
-    assert b["fd_dg"] == pytest.approx(a["fd_dg"], rel=1e-2)
 
 
 def _assert_numbers_close(a, b, rel, where=""):
@@ -199,6 +207,7 @@ def _assert_numbers_close(a, b, rel, where=""):
         assert a == b, where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["configs/toy25_diffusion_gan.py:smoke",
                                     "configs/digits_guidance.py:smoke"],
                          ids=["diffusion_gan", "guidance_train"])
@@ -209,9 +218,12 @@ def test_other_pipelines_two_processes_match_one(tmp_path, config):
     reason = _gloo_available()
     if reason:
         pytest.skip(f"multi-process CPU needs gloo collectives: {reason}")
-    outs = _main_on_processes(config, tmp_path / "multi", 2)
+    # the guidance job's VLB stage (one more score model, no sharded sampling) is left out
+    overrides = (("--config.stages=('score','classifier','sweep')",)
+                 if "guidance" in config else ())
+    outs = _main_on_processes(config, tmp_path / "multi", 2, overrides)
     assert "[done]" in outs[0] and "[done]" not in outs[1]
-    _main_on_processes(config, tmp_path / "single", 1)
+    _main_on_processes(config, tmp_path / "single", 1, overrides)
     a = json.loads((tmp_path / "single" / "results.json").read_text())
     b = json.loads((tmp_path / "multi" / "results.json").read_text())
     _assert_numbers_close(a, b, rel=1e-4)

@@ -8,7 +8,8 @@ import pytest
 
 from configs import cifar10_edm_dg, digits_dg
 from dg_jax.diffusion.processes import VP, perturb
-from dg_jax.pipelines import dg_images, dg_images_models as M
+from dg_jax.pipelines import dg_images
+from dg_jax.pipelines import dg_images_models as M
 from dg_jax.train.precomputed_features import head_loss, precompute_features
 from dg_jax.train.state import TrainState, make_optimizer
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from dg_jax.diffusion import processes as P
 from dg_jax.diffusion import parameterization as PA
+from dg_jax.diffusion import processes as P
 
 T = np.linspace(0.01, 0.99, 11)
 

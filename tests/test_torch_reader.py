@@ -7,8 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from dg_jax.convert.torch_reader import (CheckpointError, load_edm_pickle,
-                                         load_torch_state_dict)
+from dg_jax.convert.torch_reader import CheckpointError, load_edm_pickle, load_torch_state_dict
 
 
 def _global(module: str, name: str) -> bytes:

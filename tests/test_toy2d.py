@@ -18,6 +18,7 @@ def smoke():
     return toy_config.get_config("smoke")
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_writes_results_and_resumes(tmp_path):
     results = toy2d.run(smoke(), str(tmp_path))  # runs on the 8 fake devices
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -33,6 +34,7 @@ def test_smoke_pipeline_writes_results_and_resumes(tmp_path):
     assert again["rows"]["dg"] == results["rows"]["dg"]
 
 
+@pytest.mark.slow
 def test_workdir_with_other_config_is_refused(tmp_path):
     toy2d.run(smoke(), str(tmp_path))
     other = smoke()
@@ -41,6 +43,7 @@ def test_workdir_with_other_config_is_refused(tmp_path):
         toy2d.run(other, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_sampling_change_redoes_only_evaluation_and_step_counts_are_honoured(tmp_path):
     """A finished workdir: a new DG weight reuses the fakes and the discriminator (files
     untouched) and gives new results; more discriminator steps continue training from the
@@ -67,6 +70,7 @@ def test_sampling_change_redoes_only_evaluation_and_step_counts_are_honoured(tmp
         toy2d.run(shorter, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_diverging_discriminator_stops_before_results(tmp_path):
     """Learning rate 1e5: the loss can stay finite while the parameters blow up; the run must
     stop in the train stage, name what is not finite, and write no results."""
@@ -111,6 +115,7 @@ def test_mixture_scores_are_exact():
         GaussianMixture.create([[0.0, 0.0]], 1.0, [0.5])
 
 
+@pytest.mark.slow
 def test_main_entry_point_runs_smoke_config(tmp_path):
     cmd = [sys.executable, "-m", "launch.main", "--config=configs/toy2d.py:smoke",
            f"--workdir={tmp_path}", "--config.eval.num_samples=512"]

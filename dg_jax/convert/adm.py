@@ -22,8 +22,12 @@ import numpy as np
 
 from dg_jax.convert.torch_reader import CheckpointError, load_torch_state_dict
 from dg_jax.models.adm import EncoderUNetModel, UNetModel
-from dg_jax.models.adm_flags import (classifier_from_flags, encoder_from_kwargs, unet_from_flags,
-                                     unet_from_kwargs)
+from dg_jax.models.adm_flags import (
+    classifier_from_flags,
+    encoder_from_kwargs,
+    unet_from_flags,
+    unet_from_kwargs,
+)
 from dg_jax.models.dg_discriminator import DGDiscriminator
 
 _LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",

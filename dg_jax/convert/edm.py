@@ -20,7 +20,7 @@ from flax import traverse_util
 
 from dg_jax.convert.torch_reader import CheckpointError, load_edm_pickle
 from dg_jax.models.edm_layers import resample_filter_2d
-from dg_jax.models.edm_precond import (edm_precond_from_kwargs, iDDPMPrecond, iddpm_u_table)
+from dg_jax.models.edm_precond import edm_precond_from_kwargs, iddpm_u_table, iDDPMPrecond
 
 _PREFIX = "model."
 

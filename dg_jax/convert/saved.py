@@ -31,7 +31,7 @@ class Converted:
     arch: dict
     model: Any    # EDM: the preconditioner (callable denoiser); ADM/Inception: the Flax module;
     params: Any   # dg_discriminator: a DGDiscriminator
-    
+
 
 def _json_default(value):
     if isinstance(value, (np.integer,)):

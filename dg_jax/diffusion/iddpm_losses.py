@@ -17,10 +17,17 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dg_jax.diffusion.iddpm import (DiscreteDiffusion, mean_flat, model_timesteps,
-                                    p_mean_variance_from_output, predict_eps_from_xstart,
-                                    q_mean_variance, q_posterior_mean_variance, q_sample,
-                                    split_model_output)
+from dg_jax.diffusion.iddpm import (
+    DiscreteDiffusion,
+    mean_flat,
+    model_timesteps,
+    p_mean_variance_from_output,
+    predict_eps_from_xstart,
+    q_mean_variance,
+    q_posterior_mean_variance,
+    q_sample,
+    split_model_output,
+)
 
 _LOG2 = math.log(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

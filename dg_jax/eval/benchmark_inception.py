@@ -12,7 +12,8 @@ import time
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dg_jax.eval.features import data_mesh, inception_features, make_sharded_feature_fn
 from dg_jax.models.inception import FIDInceptionV3, abstract_variables

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dg_jax.eval.image_ops import inception_preprocess
 from dg_jax.metric_writers import Progress

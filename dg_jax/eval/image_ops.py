@@ -7,8 +7,8 @@ source pixels. `resize_bilinear_half_pixel` reproduces torch's rule for both dir
 """
 from __future__ import annotations
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 
 from dg_jax.models.inception import INPUT_SIZE
 

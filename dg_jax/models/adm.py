@@ -22,8 +22,17 @@ from typing import Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dg_jax.models.adm_blocks import (AttentionBlock, AttentionPool2d, Downsample, GroupNorm32,
-                                      ResBlock, Upsample, conv2d, dense, timestep_embedding)
+from dg_jax.models.adm_blocks import (
+    AttentionBlock,
+    AttentionPool2d,
+    Downsample,
+    GroupNorm32,
+    ResBlock,
+    Upsample,
+    conv2d,
+    dense,
+    timestep_embedding,
+)
 from dg_jax.models.precision import compute_dtype as _compute_dtype
 
 POOLS = ("adaptive", "attention", "spatial", "spatial_v2")

@@ -21,8 +21,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dg_jax.models.edm_layers import (Conv2d, FourierEmbedding, GroupNorm, Init, Linear,
-                                      PositionalEmbedding, UNetBlock)
+from dg_jax.models.edm_layers import (
+    Conv2d,
+    FourierEmbedding,
+    GroupNorm,
+    Init,
+    Linear,
+    PositionalEmbedding,
+    UNetBlock,
+)
 from dg_jax.models.precision import compute_dtype as _dtype
 
 
@@ -64,7 +71,8 @@ def _song_layout(img_resolution, in_channels, out_channels, model_channels, chan
     for level, mult in reversed(list(enumerate(channel_mult))):
         res = img_resolution >> level
         if level == len(channel_mult) - 1:
-            dec.append(("block", f"{res}x{res}_in0", dict(in_channels=cout, out_channels=cout, attention=True)))
+            dec.append(("block", f"{res}x{res}_in0",
+                        dict(in_channels=cout, out_channels=cout, attention=True)))
             dec.append(("block", f"{res}x{res}_in1", dict(in_channels=cout, out_channels=cout)))
         else:
             dec.append(("block", f"{res}x{res}_up", dict(in_channels=cout, out_channels=cout, up=True)))
@@ -228,7 +236,8 @@ class DhariwalUNet(nn.Module):
                 cin, cout = cout, mc * mult
                 x = Conv2d(cin, cout, 3, init=init, name=f"enc_{res}x{res}_conv")(x)
             else:
-                x = UNetBlock(cout, cout, down=True, **block_kwargs, name=f"enc_{res}x{res}_down")(x, emb, train)
+                x = UNetBlock(cout, cout, down=True, **block_kwargs,
+                              name=f"enc_{res}x{res}_down")(x, emb, train)
             skips.append(x)
             for idx in range(self.num_blocks):
                 cin, cout = cout, mc * mult

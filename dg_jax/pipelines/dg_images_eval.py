@@ -18,7 +18,7 @@ def feature_backend(config):
     digits), 'inception' (pytorch-fid weights at eval.inception_weights: the .pth or its
     launch.convert folder) or 'pixels' (pooled raw pixels; a stand-in for smoke runs, not a
     metric)."""
-    from dg_jax.eval.evaluate import FeatureBackend, digits_backend, inception_backend
+    from dg_jax.eval.evaluate import digits_backend, inception_backend
 
     e = config.eval
     if e.features == "digits":

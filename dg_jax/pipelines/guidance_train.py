@@ -28,8 +28,12 @@ from dg_jax.errors import check_finite
 from dg_jax.metric_writers import log, make_writer
 from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
 from dg_jax.pipelines import guidance_models as GM
-from dg_jax.train.iddpm_train import (SCHEDULE_SAMPLERS, DiffusionTrainState, initial_loss_state,
-                                      make_iddpm_train_step)
+from dg_jax.train.iddpm_train import (
+    SCHEDULE_SAMPLERS,
+    DiffusionTrainState,
+    initial_loss_state,
+    make_iddpm_train_step,
+)
 from dg_jax.train.loop import train_loop
 from dg_jax.train.noisy_classifier import make_noisy_classifier_step
 from dg_jax.train.state import TrainState, make_optimizer

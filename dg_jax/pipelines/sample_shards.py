@@ -5,8 +5,9 @@ as dg_images does), places only its own rows on its devices, runs the sharded sa
 back only the rows its devices hold; a shard's batches are all dispatched before any is read
 back. With one process it writes `samples_NNNNNN.npz`; with several, each process writes its
 own part of every shard (`shards.write_part`, no file touched by two processes) and, after a
-barrier, process 0 alone checks every part and writes the manifest. Readers (`shards.read_shards`) see the same
-images in the same order either way. The workdir must be a file system all processes share.
+barrier, process 0 alone checks every part and writes the manifest. Readers
+(`shards.read_shards`) see the same images in the same order either way. The workdir must be
+a file system all processes share.
 """
 from __future__ import annotations
 

@@ -25,8 +25,12 @@ from dg_jax.data import shards
 from dg_jax.diffusion.processes import make_process, sigma_to_vp
 from dg_jax.errors import ConfigError, check_finite, check_finite_array
 from dg_jax.eval.distances import energy_distance
-from dg_jax.guidance.discriminator import (dg_correction_fn, exact_log_ratio_correction,
-                                           guide_denoiser, validate_window)
+from dg_jax.guidance.discriminator import (
+    dg_correction_fn,
+    exact_log_ratio_correction,
+    guide_denoiser,
+    validate_window,
+)
 from dg_jax.metric_writers import log, make_writer
 from dg_jax.models.mlp import TimeMLP
 from dg_jax.parallel import check_divisible, data_sharding, gather, make_mesh, process_slice
@@ -252,23 +256,38 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
     if jax.process_index() == 0:
         from dg_jax.pipelines.toy2d_plot import plot_toy2d
 
-        plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real, wrong, disc, disc_params)
+        plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real,
+                   log_ratio_pair(real, wrong, disc), disc, disc_params)
         log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy2d.png'}")
     wd.finish("evaluate")
     return results
 
 
+def log_ratio_pair(real, wrong, disc):
+    """A jitted (disc_params, x, tau) -> (learned logit, exact log(p_r^tau / p_g^tau)) at
+    data-space points x [N, 2] and one VP time tau (eager evaluation took seconds per call)."""
+    _, process, logit_fn = disc
+    exact_fn = log_ratio(real, wrong)
+
+    @jax.jit
+    def pair(disc_params, x, tau):
+        tau_arr = jnp.full((x.shape[0],), tau, jnp.float32)
+        sigma = process.sigma(tau_arr)
+        x_vp, _, _ = sigma_to_vp(sigma, x, process)
+        return logit_fn(disc_params, x_vp, tau_arr), exact_fn(x, sigma)
+
+    return pair
+
+
 def log_ratio_rmse(config, real, wrong, disc, disc_params) -> dict:
     """RMSE of the learned logit vs the exact log(p_r^tau / p_g^tau) on p_r samples, per tau."""
-    _, process, logit_fn = disc
+    _, process, _ = disc
+    pair = log_ratio_pair(real, wrong, disc)
     out = {}
     x0 = real.sample(jax.random.PRNGKey(123), 4096)
     for tau in config.eval.plot_taus:
-        tau_arr = jnp.full((x0.shape[0],), tau)
-        sigma = process.sigma(tau_arr)
+        sigma = process.sigma(jnp.full((x0.shape[0],), tau))
         x = x0 + sigma[:, None] * jax.random.normal(jax.random.PRNGKey(7), x0.shape)
-        x_vp, _, _ = sigma_to_vp(sigma, x, process)
-        learned = logit_fn(disc_params, x_vp, tau_arr)
-        exact = log_ratio(real, wrong)(x, sigma)
+        learned, exact = pair(disc_params, x, jnp.float32(tau))
         out[f"tau={tau}"] = float(jnp.sqrt(jnp.mean((learned - exact) ** 2)))
     return out

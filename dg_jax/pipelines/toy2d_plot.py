@@ -8,15 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, wrong, disc,
-               disc_params) -> None:
+def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, log_ratio_pair,
+               disc, disc_params) -> None:
+    """`log_ratio_pair(disc_params, x, tau)` -> (learned, exact) log ratios at points x."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from dg_jax.diffusion.processes import sigma_to_vp
-    from dg_jax.toy.gmm import log_ratio
 
     plot_sigmas = list(config.eval.plot_sigmas)
     taus = list(config.eval.plot_taus)
@@ -56,16 +54,13 @@ def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, wro
         for c in range(len(plot_sigmas), ncols):
             axes[r, c].axis("off")
 
-    _, process, logit_fn = disc
+    _, process, _ = disc
     g = np.linspace(-lim, lim, 120)
     xx, yy = np.meshgrid(g, g)
     grid = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], -1), jnp.float32)
     for j, tau in enumerate(taus):
-        tau_arr = jnp.full((grid.shape[0],), tau)
-        sigma = process.sigma(tau_arr)
-        x_vp, _, _ = sigma_to_vp(sigma, grid, process)
-        learned = np.asarray(logit_fn(disc_params, x_vp, tau_arr)).reshape(xx.shape)
-        exact = np.asarray(log_ratio(real, wrong)(grid, sigma)).reshape(xx.shape)
+        learned, exact = (np.asarray(v).reshape(xx.shape)
+                          for v in log_ratio_pair(disc_params, grid, jnp.float32(tau)))
         vmax = float(np.percentile(np.abs(exact), 95)) or 1.0
         sigma_tau = float(process.sigma(jnp.asarray(tau)))
         for k, (title, img) in enumerate((("learned (discriminator logit)", learned),

@@ -23,9 +23,15 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from dg_jax.diffusion.iddpm import (DiscreteDiffusion, condition_mean, condition_score,
-                                    extract, model_timesteps, p_mean_variance_from_output,
-                                    predict_eps_from_xstart)
+from dg_jax.diffusion.iddpm import (
+    DiscreteDiffusion,
+    condition_mean,
+    condition_score,
+    extract,
+    model_timesteps,
+    p_mean_variance_from_output,
+    predict_eps_from_xstart,
+)
 
 
 def classifier_cond_fn(classifier_logits_fn: Callable, classifier_scale: float) -> Callable:

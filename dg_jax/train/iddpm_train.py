@@ -24,9 +24,14 @@ import optax
 from flax import struct
 
 from dg_jax.diffusion.iddpm import DiscreteDiffusion
-from dg_jax.diffusion.iddpm_losses import (LossSecondMomentState, init_loss_second_moment,
-                                           sample_timesteps, schedule_weights, training_losses,
-                                           update_loss_second_moment)
+from dg_jax.diffusion.iddpm_losses import (
+    LossSecondMomentState,
+    init_loss_second_moment,
+    sample_timesteps,
+    schedule_weights,
+    training_losses,
+    update_loss_second_moment,
+)
 
 SCHEDULE_SAMPLERS = ("uniform", "loss-second-moment")
 
