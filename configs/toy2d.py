@@ -2,7 +2,7 @@
 
 Run (2m17s on 2 CPU cores, measured 2026-11-30):
   python -m launch.main --config=configs/toy2d.py --workdir=/tmp/dg_toy2d
-Smoke variant (SMOKE_TIME; used by the tests):
+Smoke variant (37 s on 2 CPU cores, measured 2026-11-30; used by the tests):
   python -m launch.main --config=configs/toy2d.py:smoke --workdir=/tmp/dg_toy2d_smoke
 Any field can be overridden, e.g. --config.disc.num_steps=6000 --config.dg.weight=1.0.
 
