@@ -2,7 +2,7 @@
 
 Run (both GANs and the digits classifier; under 20 minutes on 2 CPU cores):
   python -m launch.main --config=configs/digits_diffusion_gan.py --workdir=/tmp/dg_digits
-Smoke variant (seconds; used by the tests):
+Smoke variant (71 s in the test suite on 2026-11-30, 2 CPU cores shared with a second test worker):
   python -m launch.main --config=configs/digits_diffusion_gan.py:smoke --workdir=/tmp/dg_digits_smoke
 Backbone choice: --config.model.backbone=stylegan2 (compact StyleGAN2 pair).
 

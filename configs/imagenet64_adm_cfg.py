@@ -21,7 +21,8 @@ classifier_guidance_cond_fn(classifier, scale) as cond_fn (ADM's 64x64 scale 1.0
 Data: ImageNet 64x64 as an .npz (`arr_0` uint8 NHWC, `arr_1` labels); nothing is downloaded.
   python -m launch.main --config=configs/imagenet64_adm_cfg.py --workdir=/tmp/in64_cfg \
       --config.data.path=imagenet64_train.npz
-Smoke (tiny networks, random 8x8 data, seconds): --config=configs/imagenet64_adm_cfg.py:smoke
+Smoke (tiny networks, random 8x8 data; 127 s in the test suite on 2026-11-30, 2 CPU cores shared with a second test worker):
+--config=configs/imagenet64_adm_cfg.py:smoke
 """
 import ml_collections
 

@@ -2,7 +2,7 @@
 
 Run (both GANs; see the README / report for the time on 2 CPU cores):
   python -m launch.main --config=configs/toy25_diffusion_gan.py --workdir=/tmp/dg_toy25
-Smoke variant (seconds; used by the tests):
+Smoke variant (28 s in the test suite on 2026-11-30, 2 CPU cores shared with a second test worker):
   python -m launch.main --config=configs/toy25_diffusion_gan.py:smoke --workdir=/tmp/dg_toy25_smoke
 Overrides, e.g. --config.train.num_steps=20000 --config.diffusion.noise_std=0.1.
 
