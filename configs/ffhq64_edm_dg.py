@@ -11,7 +11,7 @@ Commands:
       --output=ckpt/adm_classifier64
   python -m launch.main --config=configs/ffhq64_edm_dg.py --workdir=/tmp/dg_ffhq64 \
       --config.data.path=ffhq64.npz --config.eval.inception_weights=pt_inception-2015-12-05-6726825d.pth
-Smoke: --config=configs/ffhq64_edm_dg.py:smoke
+Smoke (138 s on 2 idle CPU cores, 1 CPU device, measured 2026-11-30): --config=configs/ffhq64_edm_dg.py:smoke
 """
 import ml_collections
 
