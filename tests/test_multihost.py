@@ -50,6 +50,7 @@ def _free_port() -> int:
 
 def _run_processes(cmd, num_processes: int, env: dict, timeout: float = 600.0) -> list[str]:
     """Starts cmd(i) for i < num_processes, waits for all, asserts they succeeded; outputs."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
     procs = [subprocess.Popen(cmd(i), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
     try:
@@ -67,7 +68,6 @@ def _launch(workdir: pathlib.Path, num_processes: int):
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
     env.pop("XLA_FLAGS", None)  # conftest's fake-device count is set by each worker itself
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return _run_processes(lambda i: [sys.executable, __file__, str(workdir), str(num_processes),
                                      str(i), str(port)], num_processes, env)
 
@@ -139,7 +139,6 @@ def _main_on_processes(config: str, workdir: pathlib.Path, num_processes: int,
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(4 // num_processes)}
     env.pop("XLA_FLAGS", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
 
     def cmd(i):
         extra = [] if num_processes == 1 else [f"--coordinator_address=127.0.0.1:{port}",

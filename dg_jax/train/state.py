@@ -44,16 +44,16 @@ def make_optimizer(name: str, learning_rate: float, *, weight_decay: float = 0.0
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {schedule!r} (next to field '{field}'); "
                          f"choose one of {list(LR_SCHEDULES)}")
-    if schedule == "cosine":
-        if decay_steps < 1:
-            raise ValueError(f"a cosine schedule needs decay_steps >= 1 (next to field '{field}')")
-        main = optax.cosine_decay_schedule(learning_rate, decay_steps)
-        schedule = (optax.join_schedules([optax.linear_schedule(0.0, learning_rate,
-                                                                warmup_steps), main],
-                                         [warmup_steps]) if warmup_steps else main)
-    else:
-        schedule = (optax.linear_schedule(0.0, learning_rate, warmup_steps)
-                    if warmup_steps else learning_rate)
+    if schedule == "cosine" and decay_steps < 1:
+        raise ValueError(f"a cosine schedule needs decay_steps >= 1 (next to field '{field}')")
+    # a constant rate stays a float (no schedule count in the optimizer state, as before)
+    main = (optax.cosine_decay_schedule(learning_rate, decay_steps) if schedule == "cosine"
+            else learning_rate)
+    if warmup_steps:
+        main = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup_steps),
+                                     optax.constant_schedule(main) if schedule != "cosine"
+                                     else main], [warmup_steps])
+    schedule = main
     if name == "adam":
         opt = optax.adam(schedule)
     elif name == "adamw":
