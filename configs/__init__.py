@@ -1,5 +1,8 @@
-"""The experiment configs: every module here with a `get_config(arg)` is one (the others hold
-shared defaults). `describe()` lists them with their variants for `launch.main --help`."""
+"""The experiment configs: every module here with a `get_config(arg)` is one; the others are
+common.py (`parse_arg`, the one parser of a config's `:arg`, and the fields every config has)
+and default_<family>.py (a family's `get_default_config()` and smoke size, which each of its
+configs changes only where it differs). `describe()` lists the configs with their variants (a
+config's VARIANTS) for `launch.main --help`."""
 from __future__ import annotations
 
 import ast

@@ -15,38 +15,23 @@ with T, p, r_d and D's real/fake outputs under DIR/<run>/.
 """
 import ml_collections
 
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_diffusion_gan import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.pipeline = "diffusion_gan"
-    config.experiment = "cifar10"
-    config.seed = 0
-    config.tensorboard = False
-    config.runs = ("diffusion_gan",)
-    config.data = dict(resolution=32, channels=3, synthetic=False, path="")
-    config.model = dict(backbone="stylegan2", z_dim=256, width=256, w_dim=256, mapping_layers=2)
-    config.train = dict(batch_size=64, num_steps=781250, g_lr=2.5e-3, d_lr=2.5e-3, b1=0.0,
-                        b2=0.99, r1_gamma=0.01, r1_interval=16, ema_kimg=500.0,
-                        ema_rampup=0.05, log_every=1000, checkpoint_every=10000)
-    config.diffusion = dict(beta_start=1e-4, beta_end=2e-2, t_min=5, t_max=1000, noise_std=0.05,
-                            ts_dist="priority", priority_weights="t_minus_1", d_target=0.6,
-                            ada_interval=4, ada_kimg=100.0)
-    config.eval = dict(num_samples=100, classifier_steps=0, snapshot_every=0)
-
-    if "smoke" in parse_variants(arg, VARIANTS, __file__):
-        config.data.synthetic = True
-        config.data.resolution = 8
-        config.model.z_dim = 8
-        config.model.width = 8
-        config.model.w_dim = 8
-        config.train.batch_size = 16
-        config.train.num_steps = 8
-        config.train.log_every = 4
-        config.train.checkpoint_every = 4
-        config.train.r1_interval = 4
-        config.eval.num_samples = 16
-    return ml_collections.ConfigDict(config)
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.update(experiment="cifar10", runs=("diffusion_gan",))
+    config.data.update(resolution=32, channels=3)
+    config.model.update(backbone="stylegan2", z_dim=256, width=256, w_dim=256)
+    config.train.update(num_steps=781250, g_lr=2.5e-3, d_lr=2.5e-3, r1_gamma=0.01,
+                        ema_kimg=500.0, checkpoint_every=10000)
+    config.diffusion.t_max = 1000
+    config.eval.update(num_samples=100, classifier_steps=0)
+    if arg.smoke:
+        config.data.update(synthetic=True, resolution=8)
+        apply_smoke(config, num_steps=8, num_samples=16, model=dict(z_dim=8, width=8, w_dim=8))
+    return config

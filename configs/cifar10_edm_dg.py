@@ -38,59 +38,20 @@ head). Smoke (tiny random networks; :smoke took 145 s on 2 idle CPU cores, 1 CPU
 """
 import ml_collections
 
-from configs.dg_image_defaults import base_config
-from configs.dg_image_smoke import apply_smoke
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_dg_images import apply_smoke, get_default_config
 
 VARIANTS = ("cond", "smoke")
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = parse_variants(arg, VARIANTS, __file__)
-    cond = "cond" in variants
-    config = base_config()
-    config.data = dict(source="npz", path="true_data.npz", resolution=32, channels=3,
-                       num_classes=10 if cond else 0)
-    config.score.source = "converted"
-    config.score.checkpoint = "ckpt/edm_cond" if cond else "ckpt/edm_uncond"
-    # Architecture of EDM's CIFAR-10 VP model (used only with score.source='random'/'train').
-    config.score.arch = dict(class_name="VPPrecond", init_kwargs=dict(
-        img_resolution=32, img_channels=3, label_dim=10 if cond else 0, model_type="SongUNet",
-        embedding_type="positional", encoder_type="standard", decoder_type="standard",
-        channel_mult_noise=1, resample_filter=[1, 1], model_channels=128,
-        channel_mult=[2, 2, 2], num_blocks=4, attn_resolutions=[16], dropout=0.13,
-        augment_dim=9))
-    config.generate = dict(num_samples=50000, batch_size=500, shard_size=5000)
-    # DG's train.py: frozen 32x32 ADM classifier + head, Adam 3e-4, batch 128, importance sampling
-    config.disc = dict(source="train", checkpoint="", kind="adm", compute_dtype="float32", attention_impl="auto",
-                       channels=[], time_embed_dim=0,
-                       conditional=cond,
-                       classifier="ckpt/adm_classifier",
-                       # DG's 32x32 ADM classifier (the converted file carries the same flags;
-                       # these build it with random weights when disc.classifier="")
-                       classifier_flags=dict(image_size=32, classifier_use_fp16=False,
-                                             classifier_width=128, classifier_depth=4,
-                                             classifier_attention_resolutions="32,16,8",
-                                             classifier_use_scale_shift_norm=True,
-                                             classifier_resblock_updown=True,
-                                             classifier_pool="attention", out_channels=1000),
-                       head_flags=dict(image_size=8, classifier_use_fp16=False, classifier_width=128, classifier_depth=2,
-                                       classifier_attention_resolutions="32,16,8",
-                                       classifier_use_scale_shift_norm=True,
-                                       classifier_resblock_updown=True,
-                                       classifier_pool="attention", out_channels=1,
-                                       in_channels=512),
-                       # precompute_draws=K: frozen features of K (tau, noise) draws per image,
-                       # computed once; the head then trains on them (0: fresh draws each step)
-                       precompute_draws=0,
-                       time_sampling="importance", t_min=1e-5, optimizer="adam",
-                       learning_rate=3e-4, batch_size=128, num_steps=60 * 782,
-                       log_every=500, checkpoint_every=5000)
-    config.sample = dict(num_samples=50000, batch_size=500, shard_size=5000)
-    config.dg.weight_1st = 2.0
-    config.dg.boosting = not cond
-    config.eval = dict(ref_stats="", features="inception", inception_weights="", num_samples=50000,
-                       batch_size=500, path_samples=500, classifier_steps=0)
-    if "smoke" in variants:
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.data.update(path="true_data.npz", num_classes=10 if arg.cond else 0)
+    config.score.checkpoint = "ckpt/edm_cond" if arg.cond else "ckpt/edm_uncond"
+    config.score.arch.init_kwargs.label_dim = 10 if arg.cond else 0
+    config.disc.update(conditional=arg.cond, classifier="ckpt/adm_classifier")
+    config.dg.boosting = not arg.cond
+    if arg.smoke:
         apply_smoke(config)
     return config

@@ -22,29 +22,20 @@ are in DIR/checkpoints/score and resume automatically.
 """
 import ml_collections
 
-from configs.guidance_defaults import base_config, diffusion_fields, train_fields, unet_fields
-from configs.guidance_smoke import apply_smoke
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_guidance import apply_smoke, get_default_config
 
 VARIANTS = ("kl", "smoke")
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    variants = parse_variants(arg, VARIANTS, __file__)
-    config = base_config()
-    config.stages = ("score",)
-    config.data = dict(source="npz", path="cifar10_train.npz", resolution=32, channels=3,
-                       num_classes=10, holdout=0)
-    config.score.class_cond = False
-    config.score.unet = unet_fields(model_channels=128, num_res_blocks=3,
-                                    channel_mult=[1, 2, 2, 2], attention_resolutions=[16, 8],
-                                    num_heads=4, dropout=0.3, use_scale_shift_norm=True)
-    config.score.diffusion = diffusion_fields(diffusion_steps=4000, noise_schedule="cosine",
-                                              learn_sigma=True, use_kl="kl" in variants,
-                                              rescale_learned_sigmas=True)
-    config.score.schedule_sampler = "loss-second-moment" if "kl" in variants else "uniform"
-    config.score.train = train_fields(num_steps=500_000, batch_size=128, learning_rate=1e-4,
-                                      ema_decay=0.9999, log_every=500, checkpoint_every=10_000)
-    if "smoke" in variants:
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.data.path = "cifar10_train.npz"
+    config.score.flags.update(num_res_blocks=3, dropout=0.3, diffusion_steps=4000,
+                              use_kl=arg.kl, rescale_learned_sigmas=True)
+    config.score.schedule_sampler = "loss-second-moment" if arg.kl else "uniform"
+    config.score.train.update(num_steps=500_000, log_every=500, checkpoint_every=10_000)
+    if arg.smoke:
         apply_smoke(config)
     return config

@@ -29,15 +29,16 @@ Seed and dtype, earlier session (fd_no_dg / fd_dg): float32 seed 0 10.77 / 5.95,
 """
 import ml_collections
 
-from configs.dg_image_defaults import base_config
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_dg_images import get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    config = base_config()
-    config.data = dict(source="digits", path="", resolution=8, channels=1, num_classes=10)
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.data.update(source="digits", resolution=8, channels=1, num_classes=10)
     config.score.source = "train"
     config.score.arch = dict(class_name="EDMPrecond", init_kwargs=dict(
         img_resolution=8, img_channels=1, label_dim=10, sigma_data=0.5, model_type="SongUNet",
@@ -46,34 +47,24 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         decoder_type="standard", resample_filter=[1, 1], channel_mult_noise=1))
     config.score.train = dict(num_steps=300, batch_size=64, optimizer="adam", learning_rate=1e-3,
                               warmup_steps=100, ema_decay=0.99, log_every=100, checkpoint_every=500)
-    config.generate = dict(num_samples=2048, batch_size=256, shard_size=512)
-    config.disc = dict(source="train", checkpoint="", kind="conv", compute_dtype="float32", channels=[32, 64], time_embed_dim=64,
-                       conditional=False,
-                       classifier="", classifier_flags={}, head_flags={},
-                       precompute_draws=0,  # only for disc.kind="adm"
-                       time_sampling="importance", t_min=1e-5, optimizer="adam",
-                       learning_rate=1e-3, batch_size=64, num_steps=3000, log_every=250,
-                       checkpoint_every=1000)
-    config.sample = dict(num_samples=1792, batch_size=256, shard_size=512)
+    config.generate.update(num_samples=2048, batch_size=256, shard_size=512)
+    # a small conv discriminator trained from scratch (no ADM classifier)
+    config.disc.update(kind="conv", channels=[32, 64], time_embed_dim=64, learning_rate=1e-3,
+                       batch_size=64, num_steps=3000, log_every=250, checkpoint_every=1000)
+    config.disc.classifier_flags = {}
+    config.disc.head_flags = {}
+    config.sample.update(num_samples=1792, batch_size=256, shard_size=512)
     config.dg.weight_1st = 3.0
-    config.eval = dict(ref_stats="", features="digits", inception_weights="", num_samples=1792, batch_size=256,
-                       path_samples=128, classifier_steps=600)
-    if "smoke" in parse_variants(arg, VARIANTS, __file__):
+    config.eval.update(features="digits", num_samples=1792, batch_size=256, path_samples=128,
+                       classifier_steps=600)
+    if arg.smoke:
         config.score.arch.init_kwargs.model_channels = 8
-        config.score.train.num_steps = 6
-        config.score.train.batch_size = 16
-        config.score.train.log_every = 3
-        config.score.train.checkpoint_every = 3
-        config.score.train.warmup_steps = 0
+        config.score.train.update(num_steps=6, batch_size=16, log_every=3, checkpoint_every=3,
+                                  warmup_steps=0)
         config.sampler.num_steps = 4
         config.generate = dict(num_samples=64, batch_size=32, shard_size=32)
-        config.disc.channels = [8, 8]
-        config.disc.num_steps = 6
-        config.disc.batch_size = 16
-        config.disc.log_every = 3
-        config.disc.checkpoint_every = 3
+        config.disc.update(channels=[8, 8], num_steps=6, batch_size=16, log_every=3,
+                           checkpoint_every=3)
         config.sample = dict(num_samples=64, batch_size=32, shard_size=32)
-        config.eval.num_samples = 64
-        config.eval.path_samples = 8
-        config.eval.classifier_steps = 20
+        config.eval.update(num_samples=64, path_samples=8, classifier_steps=20)
     return config

@@ -16,37 +16,18 @@ classifier train accuracy 0.9928.
 """
 import ml_collections
 
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_diffusion_gan import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.pipeline = "diffusion_gan"
-    config.experiment = "digits"
-    config.seed = 0
-    config.tensorboard = False
-    config.runs = ("vanilla", "diffusion_gan")
-    config.data = dict(resolution=8, channels=1, synthetic=False, path="")
-    config.model = dict(backbone="dcgan", z_dim=32, width=16, w_dim=128, mapping_layers=2)
-    config.train = dict(batch_size=64, num_steps=10000, g_lr=2e-3, d_lr=2e-3, b1=0.0, b2=0.99,
-                        r1_gamma=0.1, r1_interval=16, ema_kimg=5.0, ema_rampup=0.05,
-                        log_every=1000, checkpoint_every=2500)
-    config.diffusion = dict(beta_start=1e-4, beta_end=2e-2, t_min=5, t_max=500, noise_std=0.05,
-                            ts_dist="priority", priority_weights="t_minus_1", d_target=0.6,
-                            ada_interval=4, ada_kimg=20.0)
-    config.eval = dict(num_samples=2000, classifier_steps=600, snapshot_every=0)
-
-    if "smoke" in parse_variants(arg, VARIANTS, __file__):
-        config.model.width = 8
-        config.model.z_dim = 8
-        config.train.batch_size = 16
-        config.train.num_steps = 20
-        config.train.log_every = 10
-        config.train.checkpoint_every = 10
-        config.train.r1_interval = 4
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.diffusion.ada_kimg = 20.0
+    if arg.smoke:
+        apply_smoke(config, num_steps=20, num_samples=200, model=dict(width=8, z_dim=8))
         config.diffusion.ada_kimg = 0.1
-        config.eval.num_samples = 200
         config.eval.classifier_steps = 20
-    return ml_collections.ConfigDict(config)
+    return config

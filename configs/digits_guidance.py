@@ -29,56 +29,41 @@ Measured with the default config and seed (2 shared CPU cores, 20 min wall, 16 m
 """
 import ml_collections
 
-from configs.guidance_defaults import base_config, diffusion_fields, train_fields, unet_fields
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_guidance import get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    config = base_config()
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
     config.stages = ("score", "classifier", "vlb", "sweep")
-    config.data = dict(source="digits", path="", resolution=8, channels=1, num_classes=10,
-                       holdout=296)
-    small = unet_fields(model_channels=32, num_res_blocks=1, channel_mult=[1, 2],
-                        attention_resolutions=[], num_heads=1)
-    config.score.class_cond = True
+    config.data.update(source="digits", resolution=8, channels=1, holdout=296)
+    small = dict(num_channels=32, num_res_blocks=1, channel_mult="1,2", attention_resolutions="",
+                 num_heads=1)
     config.score.p_uncond = 0.2
-    config.score.unet = small
-    config.score.diffusion = diffusion_fields(diffusion_steps=1000)
-    config.score.train = train_fields(num_steps=1500, batch_size=64, learning_rate=1e-3,
-                                      ema_decay=0.995, log_every=100, checkpoint_every=500)
-    config.classifier.model = dict(model_channels=32, num_res_blocks=1, channel_mult=[1, 2],
-                                   attention_resolutions=[], num_head_channels=-1,
-                                   use_scale_shift_norm=True, resblock_updown=False,
-                                   pool="adaptive")
-    config.classifier.train = train_fields(num_steps=1000, batch_size=64, learning_rate=1e-3,
-                                           weight_decay=0.05, log_every=100,
-                                           checkpoint_every=500)
-    config.vlb.unet = small
-    config.vlb.diffusion = diffusion_fields(diffusion_steps=200)
-    config.vlb.train = train_fields(num_steps=800, batch_size=64, learning_rate=1e-3,
-                                    ema_decay=0.995, log_every=100, checkpoint_every=400)
+    config.score.flags.update(small, class_cond=True)
+    config.score.train.update(num_steps=1500, batch_size=64, learning_rate=1e-3,
+                              ema_decay=0.995, log_every=100, checkpoint_every=500)
+    config.classifier.flags.update(classifier_width=32, classifier_depth=1,
+                                   classifier_channel_mult="1,2",
+                                   classifier_attention_resolutions="",
+                                   classifier_resblock_updown=False, classifier_pool="adaptive")
+    config.classifier.train.update(num_steps=1000, batch_size=64, learning_rate=1e-3,
+                                   log_every=100, checkpoint_every=500)
+    config.vlb.flags.update(small, diffusion_steps=200)
+    config.vlb.train.update(num_steps=800, batch_size=64, learning_rate=1e-3, ema_decay=0.995,
+                            log_every=100, checkpoint_every=400)
     config.vlb.eval_batch_size = 296
-    config.sweep = dict(sampler="ddpm", respacing="50", num_samples=400, batch_size=200,
+    config.sweep.update(respacing="50", num_samples=400, batch_size=200,
                         cg_weights=[0.0, 1.0, 2.0, 4.0, 8.0],
-                        cfg_weights=[0.0, 0.5, 1.0, 2.0, 4.0], cg_base="unconditional",
-                        scorer_seed=1, scorer_steps=600)
-    if "smoke" in parse_variants(arg, VARIANTS, __file__):
-        for section in (config.score.train, config.classifier.train, config.vlb.train):
-            section.num_steps = 4
-            section.batch_size = 16
-            section.log_every = 2
-            section.checkpoint_every = 2
-        for section in (config.score.unet, config.vlb.unet, config.classifier.model):
-            section.channel_mult = [1]
-        config.score.diffusion.diffusion_steps = 20
-        config.vlb.diffusion.diffusion_steps = 8
-        config.vlb.eval_batch_size = 296
-        config.sweep.respacing = "4"
-        config.sweep.num_samples = 32
-        config.sweep.batch_size = 16
-        config.sweep.cg_weights = [0.0, 2.0]
-        config.sweep.cfg_weights = [0.0, 2.0]
-        config.sweep.scorer_steps = 20
+                        cfg_weights=[0.0, 0.5, 1.0, 2.0, 4.0])
+    if arg.smoke:
+        for train in (config.score.train, config.classifier.train, config.vlb.train):
+            train.update(num_steps=4, batch_size=16, log_every=2, checkpoint_every=2)
+        config.score.flags.update(channel_mult="1", diffusion_steps=20)
+        config.vlb.flags.update(channel_mult="1", diffusion_steps=8)
+        config.sweep.update(respacing="4", num_samples=32, batch_size=16, cg_weights=[0.0, 2.0],
+                            cfg_weights=[0.0, 2.0], scorer_steps=20)
     return config

@@ -15,27 +15,21 @@ Smoke (138 s on 2 idle CPU cores, 1 CPU device, measured 2026-11-30): --config=c
 """
 import ml_collections
 
-from configs.cifar10_edm_dg import get_config as cifar_config
-from configs.dg_image_smoke import apply_smoke
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_dg_images import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    smoke = "smoke" in parse_variants(arg, VARIANTS, __file__)
-    config = cifar_config("")
-    config.data = dict(source="npz", path="ffhq64.npz", resolution=64, channels=3, num_classes=0)
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.data.update(path="ffhq64.npz", resolution=64)
     config.score.checkpoint = "ckpt/edm_ffhq64"
-    kw = config.score.arch.init_kwargs
-    kw.img_resolution = 64
-    kw.channel_mult = [1, 2, 2, 2]
-    kw.dropout = 0.05
+    config.score.arch.init_kwargs.update(img_resolution=64, channel_mult=[1, 2, 2, 2],
+                                         dropout=0.05)
     config.sampler.num_steps = 40  # EDM's FFHQ setting: 79 NFE
     config.disc.classifier = "ckpt/adm_classifier64"
-    config.disc.head_flags.in_channels = 512
-    config.disc.conditional = False
-    config.dg.boosting = False
-    if smoke:
+    if arg.smoke:
         apply_smoke(config)
     return config

@@ -19,48 +19,30 @@ DDIM-G++: --config.sampler.respacing=ddim25. Smoke (106 s on 2 idle CPU cores, 1
 """
 import ml_collections
 
-from configs.dg_image_defaults import base_config
-from configs.dg_image_smoke import apply_smoke
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_dg_images import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    smoke = "smoke" in parse_variants(arg, VARIANTS, __file__)
-    config = base_config()
-    config.data = dict(source="npz", path="imagenet256.npz", resolution=256, channels=3,
-                       num_classes=1000)
-    config.score.family = "adm"
-    config.score.source = "converted"
-    config.score.checkpoint = "ckpt/adm256"
-    config.score.flags = {}
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
+    config.data.update(path="imagenet256.npz", resolution=256, num_classes=1000)
+    config.score.update(family="adm", checkpoint="ckpt/adm256")
+    del config.score.arch  # an ADM UNet: score.flags (from the converted checkpoint) instead
     config.sampler.respacing = "250"  # DDPM-G++; "ddim25" for DDIM-G++
-    config.generate = dict(num_samples=50000, batch_size=250, shard_size=5000)
-    config.disc = dict(source="train", checkpoint="", kind="adm", compute_dtype="float32", attention_impl="auto",
-                       channels=[], time_embed_dim=0,
-                       conditional=True,
-                       classifier="ckpt/adm256_classifier_dg", classifier_flags={},
-                       head_flags=dict(image_size=8, classifier_use_fp16=False, classifier_width=128, classifier_depth=2,
-                                       classifier_attention_resolutions="32,16,8",
-                                       classifier_use_scale_shift_norm=True,
-                                       classifier_resblock_updown=True,
-                                       classifier_pool="attention", out_channels=1,
-                                       in_channels=1024),
-                       # precompute_draws=K: frozen features of K (tau, noise) draws per image,
-                       # computed once; the head then trains on them (0: fresh draws each step)
-                       precompute_draws=0,
-                       time_sampling="uniform", t_min=1e-5, optimizer="adam",
-                       learning_rate=3e-4, batch_size=128, num_steps=20000,
-                       log_every=500, checkpoint_every=2000)
-    config.sample = dict(num_samples=50000, batch_size=250, shard_size=5000)
+    config.generate.batch_size = 250
+    config.disc.update(conditional=True, classifier="ckpt/adm256_classifier_dg",
+                       time_sampling="uniform", num_steps=20000, checkpoint_every=2000)
+    config.disc.classifier_flags = {}  # the converted classifier carries its flags
+    config.disc.head_flags.in_channels = 1024
+    config.sample.batch_size = 250
     config.dg.weight_1st = 1.0
-    config.cg = dict(scale=1.0, classifier="ckpt/adm256_classifier")
-    config.eval = dict(ref_stats="", features="inception", inception_weights="", num_samples=50000,
-                       batch_size=250, path_samples=250, classifier_steps=0)
-    if smoke:
+    config.cg.update(scale=1.0, classifier="ckpt/adm256_classifier")
+    config.eval.update(batch_size=250, path_samples=250)
+    if arg.smoke:
         config.data.num_classes = 10
         apply_smoke(config, family="adm")
-        config.cg.scale = 0.0
-        config.cg.classifier = ""  # no classifier guidance at smoke size: nothing to load
+        config.cg.update(scale=0.0, classifier="")  # no classifier guidance at smoke size
     return config

@@ -26,38 +26,27 @@ Smoke (tiny networks, random 8x8 data; 127 s in the test suite on 2026-11-30, 2 
 """
 import ml_collections
 
-from configs.guidance_defaults import base_config, diffusion_fields, train_fields, unet_fields
-from configs.guidance_smoke import apply_smoke
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_guidance import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    smoke = "smoke" in parse_variants(arg, VARIANTS, __file__)
-    config = base_config()
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
     config.stages = ("score", "classifier")
-    config.data = dict(source="npz", path="imagenet64_train.npz", resolution=64, channels=3,
-                       num_classes=1000, holdout=0)
-    config.score.class_cond = True
+    config.data.update(path="imagenet64_train.npz", resolution=64, num_classes=1000)
     config.score.p_uncond = 0.1
-    config.score.unet = unet_fields(model_channels=192, num_res_blocks=3,
-                                    channel_mult=[1, 2, 3, 4], attention_resolutions=[32, 16, 8],
-                                    num_heads=1, num_head_channels=64, dropout=0.1,
-                                    use_scale_shift_norm=True, resblock_updown=True,
-                                    use_new_attention_order=True)
-    config.score.diffusion = diffusion_fields(diffusion_steps=1000, noise_schedule="cosine",
-                                              learn_sigma=True)
-    config.score.train = train_fields(num_steps=540_000, batch_size=2048, learning_rate=3e-4,
-                                      ema_decay=0.9999, log_every=500, checkpoint_every=10_000)
-    config.classifier.model = dict(model_channels=128, num_res_blocks=4,
-                                   channel_mult=[1, 2, 3, 4], attention_resolutions=[32, 16, 8],
-                                   num_head_channels=64, use_scale_shift_norm=True,
-                                   resblock_updown=True, pool="attention")
-    config.classifier.train = train_fields(num_steps=300_000, batch_size=256,
-                                           learning_rate=3e-4, weight_decay=0.05,
-                                           log_every=500, checkpoint_every=10_000)
-    if smoke:
+    config.score.flags.update(num_channels=192, num_res_blocks=3, channel_mult="1,2,3,4",
+                              attention_resolutions="32,16,8", num_heads=1, num_head_channels=64,
+                              dropout=0.1, class_cond=True, resblock_updown=True,
+                              use_new_attention_order=True)
+    config.score.train.update(num_steps=540_000, batch_size=2048, learning_rate=3e-4,
+                              log_every=500, checkpoint_every=10_000)
+    config.classifier.flags.classifier_depth = 4  # 64x64: channel_mult 1,2,3,4 by image size
+    config.classifier.train.update(num_steps=300_000, log_every=500, checkpoint_every=10_000)
+    if arg.smoke:
         apply_smoke(config)
         config.data.num_classes = 10
     return config

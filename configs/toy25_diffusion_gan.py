@@ -23,40 +23,27 @@ and 0.9778 at 50k steps; d_target 0.0 (T climbed to 500) gave 13/25 and 0.7405 a
 """
 import ml_collections
 
-from configs.variants import parse_variants
+from configs.common import parse_arg
+from configs.default_diffusion_gan import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.pipeline = "diffusion_gan"
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    arg = parse_arg(arg, allowed_flags=VARIANTS)
+    config = get_default_config()
     config.experiment = "toy25"
-    config.seed = 0
-    config.tensorboard = False
-    config.runs = ("vanilla", "diffusion_gan")
     config.data = dict(grid=5, spacing=2.0, std=0.05, scale=0.25)
     config.model = dict(backbone="mlp", z_dim=16, g_width=400, g_depth=4, d_width=200, d_depth=3)
-    config.train = dict(batch_size=128, num_steps=50000, g_lr=1e-3, d_lr=1e-3, b1=0.5, b2=0.99,
-                        r1_gamma=0.0, r1_interval=16, ema_kimg=10.0, ema_rampup=0.05,
-                        log_every=1000, checkpoint_every=5000)
+    config.train.update(batch_size=128, num_steps=50000, g_lr=1e-3, d_lr=1e-3, b1=0.5,
+                        r1_gamma=0.0, ema_kimg=10.0, checkpoint_every=5000)
     # Official defaults except the T range and sigma: 0.25 in the scaled space (1.0 in data
     # units, half the mode spacing); sigma = 0.05 gave 15/25 modes at 50k steps (see docstring).
-    config.diffusion = dict(beta_start=1e-4, beta_end=2e-2, t_min=5, t_max=500, noise_std=0.25,
-                            ts_dist="priority", priority_weights="t_minus_1", d_target=0.6,
-                            ada_interval=4, ada_kimg=100.0)
+    config.diffusion.noise_std = 0.25
     config.eval = dict(num_samples=10000, snapshot_every=10000)
-
-    if "smoke" in parse_variants(arg, VARIANTS, __file__):
-        config.model.g_width = 32
-        config.model.d_width = 32
-        config.model.g_depth = 2
-        config.model.d_depth = 2
-        config.train.batch_size = 64
-        config.train.num_steps = 40
-        config.train.log_every = 20
-        config.train.checkpoint_every = 20
+    if arg.smoke:
+        apply_smoke(config, num_steps=40, num_samples=2000, batch_size=64, r1_interval=16,
+                    model=dict(g_width=32, d_width=32, g_depth=2, d_depth=2))
         config.diffusion.ada_kimg = 0.5
-        config.eval.num_samples = 2000
         config.eval.snapshot_every = 20
-    return ml_collections.ConfigDict(config)
+    return config

@@ -59,8 +59,8 @@ def _time(fn, repeats):
 
 
 def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
+    from dg_jax.experiments.dg_images import pipeline as dg_images
     from dg_jax.metric_writers import log
-    from dg_jax.pipelines import dg_images
 
     batch = latents.shape[0]
     plain = dg_images.make_sampler(config, precond, params)
@@ -99,8 +99,8 @@ def _score_training(config, precond, params, mesh, repeats, tag, batch):
     from dg_jax.flops import count_flops, peak_flops
     from dg_jax.metric_writers import log
     from dg_jax.parallel import data_sharding, replicate
-    from dg_jax.train.edm_loss import ScoreTrainState, make_edm_train_step
-    from dg_jax.train.state import make_optimizer
+    from dg_jax.train.edm_loss import make_edm_train_step
+    from dg_jax.train.state import TrainState, make_optimizer
 
     d = config.data
     tx = make_optimizer("adam", 1e-4)
@@ -110,7 +110,7 @@ def _score_training(config, precond, params, mesh, repeats, tag, batch):
 
     step_fn = make_edm_train_step(denoise, tx, ema_decay=0.999)
     own = jax.tree_util.tree_map(jax.numpy.copy, params)  # the step donates its state
-    state = ScoreTrainState.create(own, tx, jax.random.PRNGKey(2))
+    state = TrainState.create(own, tx, jax.random.PRNGKey(2), ema=True)
     rng = np.random.default_rng(0)
     b = {"images": rng.normal(size=(batch, d.resolution, d.resolution, d.channels)).astype(
         np.float32)}
@@ -189,10 +189,10 @@ def main(argv):
     import jax.numpy as jnp
 
     from dg_jax.eval.benchmark_inception import inception_throughput
+    from dg_jax.experiments.dg_images import models as M
     from dg_jax.metric_writers import log
     from dg_jax.models.precision import compute_dtype
     from dg_jax.parallel import data_sharding, make_mesh
-    from dg_jax.pipelines import dg_images_models as M
 
     config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
     for dt in FLAGS.dtypes:

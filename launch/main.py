@@ -48,8 +48,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # progress lines are printed; keep orbax's INFO quiet
 
     def run():
+        from dg_jax.experiments.registry import get_pipeline
         from dg_jax.parallel import initialize_distributed, resolve_distributed
-        from dg_jax.pipelines.registry import get_pipeline
 
         initialize_distributed(resolve_distributed(FLAGS.distributed, FLAGS.coordinator_address,
                                                    FLAGS.num_processes, FLAGS.process_id))

@@ -146,7 +146,7 @@ def test_bad_attention_impl_names_the_field():
 def test_pipeline_attention_impl_reaches_the_networks(impl, fused_via_xla):
     """score.attention_impl / disc.attention_impl of an image DG config choose the path."""
     from configs.cifar10_edm_dg import get_config
-    from dg_jax.pipelines import dg_images_models as M
+    from dg_jax.experiments.dg_images import models as M
 
     config = get_config("smoke")
     config.score.source = "random"

@@ -40,7 +40,8 @@ def test_user_errors_are_one_line_and_verbose_adds_the_traceback(tmp_path):
                  "--config.disc.batch_size=0", "--verbose")
     assert out.returncode == 2 and "Traceback" in out.stderr
     out = launch("launch.main", "--config=configs/toy2d.py:bogus", f"--workdir={tmp_path}")
-    assert out.returncode == 2 and "unknown variants ['bogus']" in out.stderr
+    assert out.returncode == 2 and "unknown config argument(s) ['bogus']" in out.stderr
+    assert "configs/toy2d.py" in out.stderr and "allowed: smoke" in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from configs import cifar10_edm_dg, digits_dg
 from dg_jax.data import shards
-from dg_jax.errors import WorkdirError
-from dg_jax.pipelines import dg_images, dg_images_models
+from dg_jax.errors import ConfigError, WorkdirError
+from dg_jax.experiments.dg_images import models as dg_images_models
+from dg_jax.experiments.dg_images import pipeline as dg_images
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +125,9 @@ def test_tfds_source_without_tensorflow_says_what_to_install():
 
     if importlib.util.find_spec("tensorflow") is not None:
         pytest.skip("TensorFlow is installed here")
-    from dg_jax.eval.reference import ReferenceDataError
-
     config = cifar10_edm_dg.get_config("smoke")
     config.data.source, config.data.path = "tfds", "cifar10"
-    with pytest.raises(ReferenceDataError, match=r"\[tf\]"):
+    with pytest.raises(ConfigError, match=r"data\.source='tfds'.*\[tf\]"):
         dg_images_models.load_real(config)
 
 

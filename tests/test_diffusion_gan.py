@@ -120,7 +120,9 @@ def _tiny_config(num_steps=12):
 
 
 def _train(c, workdir, mesh, num_steps):
-    from dg_jax.gan.trainer import train_gan
+    from dg_jax.experiments.diffusion_gan.train import train_gan
+    from dg_jax.experiments.kit.setup import Run
+    from dg_jax.rng import Streams
 
     c = ml_collections.ConfigDict(c.to_dict())
     c.train.num_steps = num_steps
@@ -131,7 +133,8 @@ def _train(c, workdir, mesh, num_steps):
         return {"real": means[rng.integers(0, 2, c.train.batch_size)]
                 + 0.05 * rng.standard_normal((c.train.batch_size, 2)).astype(np.float32)}
 
-    return train_gan(c, workdir, "diffusion_gan", (2,), batch_fn, mesh, True)[0]
+    run = Run(c, pathlib.Path(workdir), None, mesh, Streams(c.seed))
+    return train_gan(run, "diffusion_gan", (2,), batch_fn, True)[0]
 
 
 def _assert_states_equal(a, b, exact=True):
@@ -178,7 +181,7 @@ def test_sharded_equals_single_device(tmp_path):
 def test_smoke_pipelines(tmp_path, config_file, keys):
     import importlib.util
 
-    from dg_jax.pipelines.registry import get_pipeline
+    from dg_jax.experiments.registry import get_pipeline
 
     root = pathlib.Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("cfg", root / config_file)

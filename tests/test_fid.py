@@ -392,7 +392,7 @@ def test_mapping_errors_name_tensors():
         map_state_dict(template, sd, source="my.pth")
     msg = str(err.value)
     assert "my.pth" in msg and "bn.running_var" in msg and "bn.extra" in msg
-    assert "conv.weight (shape (3, 2, 3, 1), expected (3, 2, 1, 3))" in msg
+    assert "conv.weight: file (3, 2, 3, 1) vs model (3, 2, 1, 3)" in msg
 
 
 def test_full_model_variable_tree():

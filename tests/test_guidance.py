@@ -4,7 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dg_jax.broadcast import expand_like, per_example
 from dg_jax.diffusion.processes import VP
+from dg_jax.guidance.cfg import classifier_guidance_cond_fn, window_weight
 from dg_jax.guidance.discriminator import (
     dg_correction_fn,
     discriminator_guidance,
@@ -111,3 +113,51 @@ def test_time_window_masks_and_skips():
 def test_time_window_validation_names_field(bad):
     with pytest.raises(ValueError, match=r"dg\.time_m(in|ax)"):
         dg_correction_fn(lambda x, t, y=None: x.sum(-1), time_min=bad[0], time_max=bad[1])
+
+
+# ------------------------------------------------------------------ per-example broadcasting
+
+@pytest.mark.parametrize("value", [0.5, np.float64(0.5), jnp.asarray(0.5), jnp.asarray([0.5]),
+                                   jnp.full((3,), 0.5)], ids=["float", "np", "0d", "1", "B"])
+def test_per_example_gives_one_value_per_example(value):
+    out = per_example(value, 3, jnp.float32)
+    assert out.shape == (3,) and out.dtype == jnp.float32
+    np.testing.assert_array_equal(out, np.full(3, 0.5, np.float32))
+    assert per_example(jnp.arange(3, dtype=jnp.int32), 3).dtype == jnp.int32  # dtype kept
+    with pytest.raises(ValueError):
+        per_example(jnp.ones(2), 3)
+
+
+def test_expand_like_shapes_against_x():
+    x = jnp.zeros((3, 4, 4, 2))
+    assert expand_like(jnp.ones(3), x).shape == (3, 1, 1, 1)
+    assert expand_like(2.0, x, jnp.bfloat16).shape == ()
+    assert expand_like(2.0, x, jnp.bfloat16).dtype == jnp.bfloat16
+    np.testing.assert_array_equal(expand_like(jnp.arange(3.0), x) * jnp.ones_like(x),
+                                  np.arange(3.0)[:, None, None, None] * np.ones(x.shape))
+
+
+# ---------------------------------------------------------------- classifier guidance cond_fn
+
+def _reference_classifier_grad(logits_fn, scale, x, t, y):
+    """guided-diffusion's cond_fn: scale * grad_x sum_i log_softmax(logits(x, t))_i[y_i]."""
+    def total(x_in):
+        log_probs = jax.nn.log_softmax(logits_fn(x_in, t), axis=-1)
+        return jnp.sum(jnp.take_along_axis(log_probs, y[:, None], axis=-1))
+    return jax.grad(total)(x) * scale
+
+
+def test_classifier_guidance_cond_fn_is_guided_diffusions_exactly():
+    w = jax.random.normal(jax.random.PRNGKey(3), (8, 5))
+    logits_fn = lambda x, t: x.reshape(x.shape[0], -1) @ w + 0.01 * t[:, None]  # noqa: E731
+    x = jax.random.normal(jax.random.PRNGKey(4), (3, 2, 2, 2))
+    t, y = jnp.array([10, 400, 900]), jnp.array([0, 4, 2])
+    for scale in (1.0, 2.5, 7.3):
+        got = classifier_guidance_cond_fn(logits_fn, scale)(x, t, y)
+        np.testing.assert_array_equal(got, _reference_classifier_grad(logits_fn, scale, x, t, y))
+        jitted = jax.jit(classifier_guidance_cond_fn(logits_fn, scale))(x, t, y)
+        np.testing.assert_allclose(jitted, got, rtol=1e-6, atol=1e-7)
+    windowed = classifier_guidance_cond_fn(logits_fn, window_weight(2.5, 0, 500))(x, t, y)
+    full = _reference_classifier_grad(logits_fn, 2.5, x, t, y)
+    np.testing.assert_array_equal(windowed[:2], full[:2])
+    np.testing.assert_array_equal(windowed[2], 0.0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import cifar10_iddpm, digits_guidance
-from dg_jax.pipelines import guidance_train
+from dg_jax.experiments.guidance import pipeline as guidance_train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -62,8 +62,8 @@ def test_resume_restores_importance_sampling_state(tmp_path):
     captured = {}
     original = guidance_train._fit
 
-    def spy(config, workdir, mesh, name, state, step_fn, batch_fn, t, steps_field):
-        out = original(config, workdir, mesh, name, state, step_fn, batch_fn, t, steps_field)
+    def spy(run, name, state, step_fn, batch_fn, t, steps_field):
+        out = original(run, name, state, step_fn, batch_fn, t, steps_field)
         captured[name] = out
         return out
 
@@ -79,8 +79,8 @@ def test_resume_restores_importance_sampling_state(tmp_path):
 
 def test_errors_name_the_field(tmp_path):
     config = digits_guidance.get_config("smoke")
-    config.score.class_cond = False
-    with pytest.raises(ValueError, match="score.class_cond"):
+    config.score.flags.class_cond = False
+    with pytest.raises(ValueError, match="score.flags.class_cond"):
         guidance_train.run(config, str(tmp_path / "a"))
     config = digits_guidance.get_config("smoke")
     config.score.train.batch_size = 12
@@ -91,9 +91,9 @@ def test_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="score.schedule_sampler"):
         guidance_train.run(config, str(tmp_path / "c"))
     config = digits_guidance.get_config("smoke")
-    config.score.unet.model_channels = 24
+    config.score.flags.num_channels = 24
     config.stages = ("score",)
-    with pytest.raises(ValueError, match="score.unet.model_channels"):
+    with pytest.raises(ValueError, match="score.flags.num_channels"):
         guidance_train.run(config, str(tmp_path / "d"))
 
 
@@ -102,6 +102,37 @@ def test_unknown_config_variant_names_the_file():
 
     from configs.cifar10_iddpm import get_config
 
-    with pytest.raises(ValueError, match=r"unknown variants \['big'\] of configs/cifar10_iddpm.py"):
+    with pytest.raises(ValueError,
+                       match=r"configs/cifar10_iddpm.py: unknown config argument\(s\) \['big'\]"):
         get_config("smoke,big")
     assert get_config("kl,smoke").score.schedule_sampler == "loss-second-moment"
+
+
+def test_digits_guidance_networks_keep_their_architecture():
+    """The default digits_guidance networks, built from guided-diffusion flags through
+    dg_jax.models.adm_flags, have the parameter shapes the measured numbers were taken with."""
+    import jax.numpy as jnp
+
+    from dg_jax.experiments.guidance import models as GM
+
+    config = digits_guidance.get_config()
+    d = config.data
+    x, t = jnp.zeros((1, 8, 8, 1)), jnp.zeros((1,), jnp.int32)
+
+    def sizes(module, *args):
+        params = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), *args))["params"]
+        leaves = jax.tree_util.tree_leaves(params)
+        return len(leaves), sum(int(np.prod(p.shape)) for p in leaves)
+
+    score = GM.build_unet(config.score.flags, d, num_classes=GM.score_num_classes(config))
+    assert (score.in_channels, score.out_channels, score.num_classes) == (1, 2, 11)
+    assert sizes(score, x, t, t) == (111, 706402)
+    assert sizes(GM.build_classifier(config.classifier.flags, d), x, t) == (60, 330218)
+    assert sizes(GM.build_unet(config.vlb.flags, d, learn_sigma=True), x, t) == (110, 704994)
+    assert sizes(GM.build_unet(config.vlb.flags, d, learn_sigma=False), x, t) == (110, 704705)
+    config.score.flags.image_size = 16
+    with pytest.raises(ValueError, match="score.flags.image_size=16 contradicts the data"):
+        GM.build_unet(config.score.flags, d, num_classes=11)
+    config.classifier.flags.bogus = 1
+    with pytest.raises(ValueError, match=r"classifier.flags: unknown classifier flag\(s\) \['bogus'\]"):
+        GM.build_classifier(config.classifier.flags, d)

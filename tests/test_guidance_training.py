@@ -20,7 +20,7 @@ from dg_jax.guidance.cfg import (
 )
 from dg_jax.models.adm import EncoderUNetModel, UNetModel
 from dg_jax.parallel import make_mesh, replicate, shard_batch
-from dg_jax.samplers.ddpm import classifier_cond_fn, ddim_sample, ddpm_sample
+from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 from dg_jax.train.edm_train import edm_ema_beta, edm_learning_rate
 from dg_jax.train.iddpm_train import (
     DiffusionTrainState,
@@ -144,16 +144,19 @@ def test_cfg_with_samplers_w0_is_conditional(sampler):
     chex.assert_trees_all_close(guided(noise), plain, atol=1e-5)
 
 
-def test_classifier_guidance_cond_fn_matches_constant_and_is_time_dependent():
+def test_classifier_guidance_cond_fn_closed_form_and_time_dependence():
     w_mat = jax.random.normal(jax.random.PRNGKey(0), (8, NUM_CLASSES))
     logits_fn = lambda x, t: x.reshape(x.shape[0], -1) @ w_mat  # noqa: E731
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 2, 2, 2))
     t, y = jnp.array([5, 500]), jnp.array([0, 2])
-    chex.assert_trees_all_close(classifier_guidance_cond_fn(logits_fn, 3.0)(x, t, y),
-                                classifier_cond_fn(logits_fn, 3.0)(x, t, y), atol=1e-6)
+    # linear logits: grad_x log softmax(x W)_y = W[:, y] - sum_k softmax_k W[:, k]
+    probs = jax.nn.softmax(x.reshape(2, -1) @ w_mat, -1)
+    expected = 3.0 * (w_mat[:, y].T - probs @ w_mat.T).reshape(x.shape)
+    chex.assert_trees_all_close(classifier_guidance_cond_fn(logits_fn, 3.0)(x, t, y), expected,
+                                atol=1e-5)
     windowed = classifier_guidance_cond_fn(logits_fn, window_weight(3.0, 0, 100))(x, t, y)
     chex.assert_trees_all_close(windowed[1], jnp.zeros_like(windowed[1]))
-    chex.assert_trees_all_close(windowed[0], classifier_cond_fn(logits_fn, 3.0)(x, t, y)[0],
+    chex.assert_trees_all_close(windowed[0], classifier_guidance_cond_fn(logits_fn, 3.0)(x, t, y)[0],
                                 atol=1e-6)
 
 

@@ -13,7 +13,8 @@ from scipy import stats
 
 from dg_jax.diffusion import iddpm as I
 from dg_jax.diffusion import iddpm_losses as L
-from dg_jax.samplers.ddpm import classifier_cond_fn, ddim_sample, ddpm_sample
+from dg_jax.guidance.cfg import classifier_guidance_cond_fn
+from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -296,7 +297,7 @@ def test_classifier_gradient_linear_logits():
     y = jnp.array([0, 3, 4])
     t = jnp.array([1, 2, 3])
     logits_fn = lambda x, t: x.reshape(x.shape[0], -1) @ w + 0.1 * t[:, None]  # noqa: E731
-    grad = classifier_cond_fn(logits_fn, 2.5)(x, t, y)
+    grad = classifier_guidance_cond_fn(logits_fn, 2.5)(x, t, y)
     p = jax.nn.softmax(logits_fn(x, t), -1)
     want = 2.5 * (w.T[y] - p @ w.T).reshape(x.shape)
     np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-6)
@@ -329,7 +330,7 @@ def test_samplers_jit_matches_eager():
                                 jnp.zeros_like(x)], -1)
 
     logits_fn = lambda x, t: x.reshape(x.shape[0], -1) @ w  # noqa: E731
-    cond = classifier_cond_fn(logits_fn, 3.0)
+    cond = classifier_guidance_cond_fn(logits_fn, 3.0)
     noise = jax.random.normal(jax.random.PRNGKey(11), (2, 2, 2, 3))
     y = jnp.array([1, 2])
     eager = ddim_sample(d, model_fn, noise, y=y, cond_fn=cond)

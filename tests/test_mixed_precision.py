@@ -133,7 +133,7 @@ def test_pipeline_config_fields_select_the_compute_dtype():
     """score.compute_dtype / disc.compute_dtype reach the networks the DG pipeline builds; the
     bfloat16 denoiser stays close to the float32 one and the conv discriminator refuses it."""
     from configs.digits_dg import get_config
-    from dg_jax.pipelines import dg_images_models as M
+    from dg_jax.experiments.dg_images import models as M
 
     config = get_config("smoke")
     config.score.source = "random"

@@ -291,11 +291,11 @@ def _worker(workdir: str, num_processes: int, process_id: int, port: int) -> Non
 
     from dg_jax.checkpoint import Checkpointer
     from dg_jax.diffusion.processes import VP
+    from dg_jax.experiments.kit.sample_shards import write_sample_shards
     from dg_jax.guidance.discriminator import dg_correction_fn, guide_denoiser
     from dg_jax.metric_writers import make_writer
     from dg_jax.models.mlp import TimeMLP
     from dg_jax.parallel import data_sharding, make_mesh, process_slice, put_global, replicate
-    from dg_jax.pipelines.sample_shards import write_sample_shards
     from dg_jax.samplers.edm import edm_sigma_steps, heun_sample
     from dg_jax.train.discriminator import make_train_step
     from dg_jax.train.loop import train_loop
@@ -356,7 +356,7 @@ def _worker(workdir: str, num_processes: int, process_id: int, port: int) -> Non
     config = ml_collections.ConfigDict({"data": {"resolution": RES, "channels": 1,
                                                  "num_classes": 3}})
     write_sample_shards(config, workdir / "fake",
-                        lambda lat, lab: sample(state.params, lat, lab), num=12, batch=4,
+                        lambda lat, lab, _key: sample(state.params, lat, lab), num=12, batch=4,
                         shard_size=8, key=jax.random.PRNGKey(5), mesh=mesh, name="fake")
 
     if jax.process_index() == 0:

@@ -8,10 +8,16 @@ import pytest
 
 from configs import cifar10_edm_dg, digits_dg
 from dg_jax.diffusion.processes import VP, perturb
-from dg_jax.pipelines import dg_images
-from dg_jax.pipelines import dg_images_models as M
+from dg_jax.experiments.dg_images import models as M
+from dg_jax.experiments.dg_images import pipeline as dg_images
+from dg_jax.experiments.kit.setup import Run
+from dg_jax.rng import Streams
 from dg_jax.train.precomputed_features import head_loss, precompute_features
 from dg_jax.train.state import TrainState, make_optimizer
+
+
+def _run(config):
+    return Run(config, None, None, None, Streams(config.seed))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +69,7 @@ def test_head_learns_from_the_precomputed_pool(disc):
     real = (smooth.astype(np.float32), None)
     fake = (rng.uniform(-1, 1, (32, 8, 8, 3)).astype(np.float32), None)
     tx = make_optimizer("adam", 1e-3)
-    step, batch_fn = dg_images._precomputed_head_training(config, disc, tx, real, fake, 2)
+    step, batch_fn = dg_images._precomputed_head_training(_run(config), disc, tx, real, fake, 2)
     state = TrainState.create(disc.trainable, tx, jax.random.PRNGKey(0))
     first = None
     for i in range(30):
@@ -77,6 +83,6 @@ def test_conv_discriminator_refuses_precomputation():
     config.disc.precompute_draws = 2
     d = M.build_discriminator(config)
     with pytest.raises(ValueError, match="disc.precompute_draws=2 needs"):
-        dg_images._precomputed_head_training(config, d, make_optimizer("adam", 1e-3),
+        dg_images._precomputed_head_training(_run(config), d, make_optimizer("adam", 1e-3),
                                              (None, None), (None, None), 2)
 

@@ -8,6 +8,7 @@ from scipy import integrate
 
 from dg_jax.diffusion import parameterization as PA
 from dg_jax.diffusion import processes as P
+from dg_jax.models import edm_precond as EP
 
 T = np.linspace(0.01, 0.99, 11)
 
@@ -90,16 +91,76 @@ def test_parameterization_round_trips():
     np.testing.assert_allclose(e, -sigma[:, None] * s, rtol=1e-5)
 
 
-def test_preconditioning_coefficients():
-    sigma = jnp.asarray([0.5, 2.0])
-    c = PA.preconditioning("edm", sigma)
-    # EDM: c_skip + c_out^2 / sigma_data^2 ... identity c_skip^2 sigma_d^2 ... use defining relations
-    np.testing.assert_allclose(c.c_skip, 0.25 / (sigma**2 + 0.25), rtol=1e-6)
-    np.testing.assert_allclose(c.c_in * jnp.sqrt(sigma**2 + 0.25), 1.0, rtol=1e-6)
-    vp = PA.preconditioning("vp", sigma)
-    np.testing.assert_allclose(vp.c_noise / 999, P.VP(0.1, 20.0).t_from_sigma(sigma), rtol=1e-5)
-    with pytest.raises(ValueError, match="precond"):
-        PA.preconditioning("foo", sigma)
+def _coefficients(precond, sigma, jit):
+    fn = jax.jit(precond.coefficients) if jit else precond.coefficients
+    return tuple(jnp.broadcast_to(c, sigma.shape) for c in fn(sigma))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_preconditioning_coefficients_match_closed_forms(jit):
+    """models/edm_precond.py holds the one implementation of EDM's Table 1 coefficients."""
+    sigma = jnp.asarray([0.002, 0.5, 2.0, 80.0], jnp.float32).reshape(-1, 1, 1, 1)
+    s, sd = np.asarray(sigma, np.float64), 0.25
+    net = dict(model=None, img_resolution=8, img_channels=3)
+    edm = _coefficients(EP.EDMPrecond(**net, sigma_data=sd), sigma, jit)
+    chex.assert_trees_all_close(edm, (sd**2 / (s**2 + sd**2), s * sd / np.sqrt(s**2 + sd**2),
+                                      1 / np.sqrt(s**2 + sd**2), np.log(s) / 4), rtol=1e-6)
+    ve = _coefficients(EP.VEPrecond(**net), sigma, jit)
+    chex.assert_trees_all_close(ve, (np.ones_like(s), s, np.ones_like(s), np.log(s / 2)),
+                                rtol=1e-6)
+    vp_precond = EP.VPPrecond(**net)
+    vp = _coefficients(vp_precond, sigma, jit)
+    chex.assert_trees_all_close(vp[:3], (np.ones_like(s), -s, 1 / np.sqrt(s**2 + 1)), rtol=1e-6)
+    # c_noise = (M - 1) t with t the VP time of sigma (beta 0.1 -> 20), and sigma(t) inverts it;
+    # float32 log(1 + sigma^2), as EDM computes it, loses the smallest sigma to cancellation
+    t_closed = (np.sqrt(0.1**2 + 2 * 19.9 * np.log1p(s**2)) - 0.1) / 19.9
+    chex.assert_trees_all_close(vp[3][1:], 999 * t_closed[1:], rtol=1e-5)
+    chex.assert_trees_all_close(vp[3][1:] / 999, P.VP(0.1, 20.0).t_from_sigma(sigma[1:]),
+                                rtol=1e-5)
+    t = np.asarray(vp[3][1:3] / 999).reshape(-1)
+    np.testing.assert_allclose(vp_precond.sigma(t), s[1:3].reshape(-1), rtol=1e-4)
+    # iDDPM: VP's scalings, c_noise = M - 1 - j for sigma at (or next to) the table entry u_j
+    iddpm_precond = EP.iDDPMPrecond(**net)
+    j = np.asarray([999, 500, 100, 3])
+    u = jnp.asarray(iddpm_precond.u[j] * np.float32(1 + 1e-4)).reshape(-1, 1, 1, 1)
+    iddpm = _coefficients(iddpm_precond, u, jit)
+    uu = np.asarray(u, np.float64)
+    chex.assert_trees_all_close(iddpm, (np.ones_like(uu), -uu, 1 / np.sqrt(uu**2 + 1),
+                                        (999 - j).reshape(-1, 1, 1, 1).astype(np.float32)),
+                                rtol=1e-6)
+
+
+class _ScaleByNoise:
+    """Stands in for the U-Net: F(x_in, c_noise) = c_noise * x_in (2x the channels for iDDPM)."""
+
+    def __init__(self, copies=1):
+        self.copies = copies
+
+    def apply(self, variables, x_in, c_noise, labels, **unused):
+        f = c_noise.reshape(-1, 1, 1, 1) * x_in
+        return jnp.concatenate([f] + [jnp.full_like(f, 7.0)] * (self.copies - 1), axis=-1)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("kind", ["EDMPrecond", "VEPrecond", "VPPrecond", "iDDPMPrecond"])
+def test_preconditioned_denoiser_is_c_skip_x_plus_c_out_F(kind, jit):
+    cls = EP.PRECOND_CLASSES[kind]
+    precond = cls(model=_ScaleByNoise(2 if kind == "iDDPMPrecond" else 1), img_resolution=2,
+                  img_channels=3)
+    x = jax.random.normal(jax.random.PRNGKey(3), (4, 2, 2, 3))
+    sigma = jnp.asarray([0.01, 0.3, 1.5, 20.0])
+    fn = jax.jit(lambda x, s: precond(None, x, s)) if jit else (lambda x, s: precond(None, x, s))
+    denoised = fn(x, sigma)
+    c_skip, c_out, c_in, c_noise = _coefficients(precond, sigma.reshape(-1, 1, 1, 1), False)
+    chex.assert_shape(denoised, x.shape)
+    chex.assert_type(denoised, jnp.float32)
+    chex.assert_trees_all_close(denoised, c_skip * x + c_out * (c_noise * (c_in * x)),
+                                rtol=1e-5, atol=1e-6)
+    # the boundary's conversions of that denoiser
+    eps = PA.denoiser_to_eps(denoised, x, sigma)
+    chex.assert_trees_all_close(eps, (x - denoised) / sigma[:, None, None, None], rtol=1e-6)
+    chex.assert_trees_all_close(PA.denoiser_to_score(denoised, x, sigma),
+                                -eps / sigma[:, None, None, None], rtol=1e-5)
 
 
 def test_unknown_process_name_is_named():

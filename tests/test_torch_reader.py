@@ -7,7 +7,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from dg_jax.convert.torch_reader import CheckpointError, load_edm_pickle, load_torch_state_dict
+from dg_jax.convert.torch_reader import (
+    CheckpointError,
+    StorageType,
+    TorchDtype,
+    load_edm_pickle,
+    load_torch_state_dict,
+)
 
 
 def _global(module: str, name: str) -> bytes:
@@ -164,3 +170,15 @@ def test_legacy_stream_roundtrip(tmp_path):
     trunc.write_bytes(data[:-8])
     with pytest.raises(CheckpointError, match="legacy_trunc.pt"):
         load_torch_state_dict(trunc)
+
+
+def test_dtype_stand_ins_are_distinct_and_frozen():
+    assert TorchDtype("float16").np_dtype == np.dtype("<f2")
+    assert StorageType("HalfStorage").np_dtype == np.dtype("<f2")
+    assert StorageType("LongStorage").np_dtype == np.dtype("<i8")
+    assert TorchDtype("float32") == TorchDtype("float32") != StorageType("float32")
+    assert repr(StorageType("FloatStorage")) == "StorageType(name='FloatStorage')"
+    with pytest.raises(AttributeError):
+        TorchDtype("float32").name = "int8"
+    with pytest.raises(KeyError):
+        _ = StorageType("float32").np_dtype  # a dtype name is not a storage class name

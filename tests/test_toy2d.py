@@ -10,7 +10,7 @@ import pytest
 
 from configs import toy2d as toy_config
 from dg_jax.errors import NonFiniteError, WorkdirError
-from dg_jax.pipelines import toy2d
+from dg_jax.experiments.toy2d import pipeline as toy2d
 from dg_jax.toy.gmm import GaussianMixture
 
 

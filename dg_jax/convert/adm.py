@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dg_jax.convert.torch_reader import CheckpointError, load_torch_state_dict
+from dg_jax.convert.matcher import match_state_dict
+from dg_jax.convert.torch_reader import load_torch_state_dict
 from dg_jax.models.adm import EncoderUNetModel, UNetModel
 from dg_jax.models.adm_flags import (
     classifier_from_flags,
@@ -33,6 +34,8 @@ from dg_jax.models.dg_discriminator import DGDiscriminator
 _LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",
                   "positional_embedding": "positional_embedding"}
 _INDEX = re.compile(r"_(\d+)(?=_|$)")
+# Dense layers that stand for guided-diffusion's 1x1 Conv1d: kernels (O, I, 1) in the file.
+_CONV1D = ("qkv", "proj_out", "qkv_proj", "c_proj")
 
 
 def torch_key(path: tuple[str, ...]) -> str:
@@ -58,6 +61,27 @@ def torch_to_flax(array: np.ndarray, leaf: str) -> np.ndarray:
     elif leaf == "positional_embedding" and a.ndim == 2:  # (C, T) -> (T, C)
         a = a.T
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _torch_ndim(path: tuple[str, ...], flax_ndim: int) -> int:
+    """How many dimensions the PyTorch tensor of a Flax leaf has (Dense kernels of Conv1d: 3)."""
+    if path[-1] == "kernel" and flax_ndim == 2 and len(path) > 1 and path[-2] in _CONV1D:
+        return 3
+    return flax_ndim
+
+
+def torch_shape(path: tuple[str, ...], flax_shape) -> tuple[int, ...]:
+    """The PyTorch shape of the Flax leaf at `path` of `flax_shape` (see `torch_to_flax`)."""
+    shape = tuple(int(s) for s in flax_shape)
+    leaf = path[-1]
+    if leaf == "kernel" and len(shape) == 4:
+        h, w, i, o = shape
+        return (o, i, h, w)
+    if leaf == "kernel" and len(shape) == 2:
+        return shape[::-1] + (1,) * (_torch_ndim(path, 2) - 2)
+    if leaf == "positional_embedding" and len(shape) == 2:
+        return shape[::-1]
+    return shape
 
 
 def flax_to_torch(array, leaf: str, torch_ndim: int) -> np.ndarray:
@@ -93,38 +117,14 @@ def state_dict_to_params(module, state_dict: Mapping[str, np.ndarray],
                          source: str = "state dict") -> dict:
     """Maps a guided-diffusion/DG state dict onto `module`'s Flax tree: returns {'params': tree}.
 
-    Raises CheckpointError naming `source` and every missing, extra and mis-shaped tensor.
+    Raises CheckpointError naming `source` and every missing, extra and mis-shaped tensor
+    (`dg_jax.convert.matcher`; shapes in PyTorch's layout).
     """
     flat = traverse_util.flatten_dict(param_shapes(module))
-    out, used, missing, misshaped = {}, set(), [], []
-    for path, spec in flat.items():
-        key = torch_key(path)
-        if key not in state_dict:
-            missing.append(f"{key} (expected {tuple(spec.shape)} in Flax layout)")
-            continue
-        used.add(key)
-        try:
-            value = torch_to_flax(state_dict[key], path[-1])
-        except ValueError as err:
-            misshaped.append(f"{key}: {err}")
-            continue
-        if value.shape != tuple(spec.shape):
-            misshaped.append(f"{key}: checkpoint shape {tuple(np.shape(state_dict[key]))} "
-                             f"(-> {value.shape} in Flax layout) but the network needs "
-                             f"{tuple(spec.shape)}")
-            continue
-        out[path] = jnp.asarray(value)
-    extra = sorted(set(state_dict) - used)
-    if missing or extra or misshaped:
-        parts = []
-        if missing:
-            parts.append(f"missing tensors: {missing}")
-        if extra:
-            parts.append(f"unexpected tensors: {extra}")
-        if misshaped:
-            parts.append(f"mis-shaped tensors: {misshaped}")
-        raise CheckpointError(f"{source}: state dict does not match {type(module).__name__} "
-                              f"({'; '.join(parts)})")
+    keys = {path: torch_key(path) for path in flat}
+    expected = {keys[path]: torch_shape(path, spec.shape) for path, spec in flat.items()}
+    found = match_state_dict(state_dict, expected, what=type(module).__name__, source=source)
+    out = {path: jnp.asarray(torch_to_flax(found[keys[path]], path[-1])) for path in flat}
     return {"params": traverse_util.unflatten_dict(out)}
 
 
@@ -134,11 +134,9 @@ def params_to_state_dict(variables: Mapping) -> dict[str, np.ndarray]:
     Dense kernels that stand for 1x1 Conv1d layers (qkv, proj_out, qkv_proj, c_proj) become
     (O, I, 1), other Dense kernels Linear (O, I).
     """
-    conv1d = ("qkv", "proj_out", "qkv_proj", "c_proj")
     result = {}
     for path, value in traverse_util.flatten_dict(dict(variables["params"])).items():
-        ndim = 3 if path[-1] == "kernel" and len(path) > 1 and path[-2] in conv1d else 2
-        result[torch_key(path)] = flax_to_torch(value, path[-1], ndim)
+        result[torch_key(path)] = flax_to_torch(value, path[-1], _torch_ndim(path, np.ndim(value)))
     return result
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from dg_jax.convert.matcher import match_state_dict
 from dg_jax.convert.torch_reader import CheckpointError, load_edm_pickle
 from dg_jax.models.edm_layers import resample_filter_2d
 from dg_jax.models.edm_precond import edm_precond_from_kwargs, iddpm_u_table, iDDPMPrecond
@@ -43,6 +44,15 @@ def to_flax_layout(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def torch_shape(flax_shape) -> tuple[int, ...]:
+    """The shape in the pickle of a Flax leaf of `flax_shape` (the inverse of `to_flax_layout`)."""
+    shape = tuple(int(s) for s in flax_shape)
+    if len(shape) == 4:
+        h, w, i, o = shape
+        return (o, i, h, w)
+    return shape[::-1] if len(shape) == 2 else shape
+
+
 def edm_variable_shapes(precond) -> dict:
     """Abstract `init` variables ({'params': ..., 'buffers': ...}) of the preconditioner's U-Net."""
     model = precond.model
@@ -59,61 +69,37 @@ def map_edm_state_dict(state: dict[str, np.ndarray], precond, source: str = "che
     """Maps a torch-style EDM state dict onto the preconditioner's Flax params.
 
     Returns `(params, precond)`; the preconditioner comes back with iDDPM's `u` replaced by the
-    stored table. Raises CheckpointError naming every missing, extra or mis-shaped tensor."""
+    stored table. Raises CheckpointError naming every missing, extra or mis-shaped tensor
+    (`dg_jax.convert.matcher`), then any constant buffer that differs from the architecture's."""
     variables = edm_variable_shapes(precond)
-    expected = traverse_util.flatten_dict(variables["params"])
+    params = traverse_util.flatten_dict(variables["params"])
     buffers = traverse_util.flatten_dict(variables.get("buffers", {}))
-    remaining = dict(state)
-    missing, misshaped, wrong = [], [], []
-    flat = {}
-    for path, spec in expected.items():
-        name = torch_name(path)
-        if name not in remaining:
-            missing.append(f"{name} {tuple(spec.shape)}")
-            continue
-        value = to_flax_layout(np.asarray(remaining.pop(name)))
-        if value.shape != tuple(spec.shape):
-            misshaped.append(f"{name}: checkpoint {value.shape} (Flax layout) != expected "
-                             f"{tuple(spec.shape)}")
-            continue
-        flat[path] = np.asarray(value, np.float32)
     filt = resample_filter_2d(getattr(precond.model, "resample_filter", (1, 1)))[None, None]
-    for path in buffers:
-        name = torch_name(path)
-        if name not in remaining:
-            missing.append(f"{name} {filt.shape}")
-            continue
-        value = np.asarray(remaining.pop(name))
-        if value.shape != filt.shape:
-            misshaped.append(f"{name}: checkpoint {value.shape} != expected {filt.shape}")
-        elif not np.array_equal(value.astype(np.float32), filt):
-            wrong.append(f"{name} differs from the filter the architecture implies")
+    expected = {torch_name(path): torch_shape(spec.shape) for path, spec in params.items()}
+    filters = [torch_name(path) for path in buffers]
+    expected.update({name: filt.shape for name in filters})
+    u_ref = None
     if isinstance(precond, iDDPMPrecond):
-        if "u" not in remaining:
-            missing.append(f"u ({precond.M + 1},)")
+        u_ref = iddpm_u_table(precond.M, precond.C_1, precond.C_2)
+        expected["u"] = u_ref.shape
+    what = f"{type(precond).__name__}/{type(precond.model).__name__}"
+    found = match_state_dict(state, expected, what=what, source=source,
+                             hint="the pickle's own constructor arguments do not build these "
+                                  "tensors: the file was altered or holds an unsupported variant")
+    wrong = [f"{name} differs from the filter the architecture implies" for name in filters
+             if not np.array_equal(found[name].astype(np.float32), filt)]
+    if u_ref is not None:
+        u = np.asarray(found["u"], np.float32)
+        if not np.allclose(u, u_ref, rtol=1e-4, atol=1e-6):
+            wrong.append("u differs from the iDDPM table for M, C_1, C_2")
         else:
-            u = np.asarray(remaining.pop("u"), np.float32)
-            ref = iddpm_u_table(precond.M, precond.C_1, precond.C_2)
-            if u.shape != ref.shape:
-                misshaped.append(f"u: checkpoint {u.shape} != expected {ref.shape}")
-            elif not np.allclose(u, ref, rtol=1e-4, atol=1e-6):
-                wrong.append("u differs from the iDDPM table for M, C_1, C_2")
-            else:
-                precond = dataclasses.replace(precond, u=u)
-    problems = []
-    if missing:
-        problems.append("missing tensors: " + ", ".join(missing))
-    if misshaped:
-        problems.append("mis-shaped tensors: " + "; ".join(misshaped))
-    if remaining:
-        problems.append("unexpected tensors: " + ", ".join(
-            f"{k} {tuple(np.shape(v))}" for k, v in remaining.items()))
+            precond = dataclasses.replace(precond, u=u)
     if wrong:
-        problems.append("; ".join(wrong))
-    if problems:
-        raise CheckpointError(f"{source}: state dict does not match {type(precond).__name__}/"
-                              f"{type(precond.model).__name__}: " + " | ".join(problems))
-    params = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in flat.items()})
+        raise CheckpointError(f"{source}: state dict does not match {what}: " + "; ".join(wrong)
+                              + "; the file was made for another architecture or altered")
+    params = traverse_util.unflatten_dict(
+        {path: jnp.asarray(np.asarray(to_flax_layout(found[torch_name(path)]), np.float32))
+         for path in params})
     return params, precond
 
 

@@ -19,6 +19,7 @@ import os
 import jax
 import numpy as np
 
+from dg_jax.convert.matcher import match_state_dict
 from dg_jax.convert.torch_reader import CheckpointError, load_torch_state_dict
 from dg_jax.models.inception import FIDInceptionV3, abstract_variables
 
@@ -60,44 +61,27 @@ def inception_variables_from_state_dict(state_dict: dict[str, np.ndarray], *,
 def map_state_dict(template: dict, state_dict: dict[str, np.ndarray], *,
                    source: str = "<state dict>") -> dict:
     """Fill a Flax variable `template` (shapes, e.g. from `jax.eval_shape(module.init, ...)`) of
-    this file's modules (BasicConv2d's conv/bn, fc) from torch-named tensors, each used once.
+    this file's modules (BasicConv2d's conv/bn, fc) from torch-named tensors, each used once
+    (checked by `dg_jax.convert.matcher`; `*.num_batches_tracked` is ignored).
     """
-    used: set[str] = set()
-    missing, misshaped = [], []
-
-    def convert(collection, path, leaf):
-        key, transform = _torch_name_and_rule(collection, path)
-        if key not in state_dict:
-            missing.append(key)
-            return None
-        used.add(key)
-        value = np.asarray(state_dict[key])
-        if not np.issubdtype(value.dtype, np.floating):
-            misshaped.append(f"{key} (dtype {value.dtype}, expected floating)")
-            return None
-        expected = _torch_shape(collection, path, leaf.shape)
-        if value.shape != expected:
-            misshaped.append(f"{key} (shape {value.shape}, expected {expected})")
-            return None
-        return np.ascontiguousarray(transform(value.astype(np.float32)))
-
-    out = {}
+    rules, expected = {}, {}
     for collection, tree in template.items():
-        out[collection] = jax.tree_util.tree_map_with_path(
-            lambda p, leaf, c=collection: convert(c, tuple(k.key for k in p), leaf), tree)
-    extra = sorted(k for k in state_dict
-                   if k not in used and not k.endswith("num_batches_tracked"))
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {', '.join(sorted(missing))}")
-    if misshaped:
-        problems.append(f"mis-shaped tensors: {', '.join(misshaped)}")
-    if extra:
-        problems.append(f"unexpected tensors: {', '.join(extra)}")
-    if problems:
-        raise CheckpointError(f"{source}: state_dict does not match the FID Inception; "
-                              + "; ".join(problems))
-    return out
+        for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            path = tuple(k.key for k in p)
+            key, transform = _torch_name_and_rule(collection, path)
+            rules[collection, path] = key, transform
+            expected[key] = _torch_shape(collection, path, leaf.shape)
+    found = match_state_dict(state_dict, expected, what="the FID Inception", source=source,
+                             ignore=lambda k: k.endswith("num_batches_tracked"),
+                             hint=f"use pytorch-fid's FID weights ({FID_WEIGHTS_URL})")
+
+    def convert(collection, path):
+        key, transform = rules[collection, path]
+        return np.ascontiguousarray(transform(found[key].astype(np.float32)))
+
+    return {collection: jax.tree_util.tree_map_with_path(
+        lambda p, _, c=collection: convert(c, tuple(k.key for k in p)), tree)
+        for collection, tree in template.items()}
 
 
 def _torch_shape(collection: str, path: tuple[str, ...], flax_shape) -> tuple[int, ...]:

@@ -19,10 +19,11 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dg_jax.errors import CheckpointError, read_json
+from dg_jax.errors import CheckpointError, ConfigError, read_json
 from dg_jax.integrity import verify_folder, write_folder_digest
 
 KINDS = ("edm", "adm_unet", "adm_classifier", "dg_discriminator", "fid_inception")
+_NEEDS_FLAGS = ("adm_unet", "adm_classifier", "dg_discriminator")  # official files lack their arch
 
 
 @dataclasses.dataclass
@@ -54,8 +55,7 @@ def convert_checkpoint(kind: str, inputs: Mapping[str, str], flags: Optional[Map
     """
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r} (flag --kind); choose one of {list(KINDS)}")
-    needs_flags = kind in ("adm_unet", "adm_classifier", "dg_discriminator")
-    if needs_flags and not flags:
+    if kind in _NEEDS_FLAGS and not flags:
         raise ValueError(f"kind {kind!r} needs the architecture flags (--flags)")
     if kind == "dg_discriminator" and not head_flags:
         raise ValueError("kind 'dg_discriminator' needs the head's flags (--head_flags)")
@@ -163,28 +163,63 @@ def load_converted(directory: str | os.PathLike) -> Converted:
     return Converted(arch["kind"], arch, model, params)
 
 
+# arch.json entries that older conversions did not write, and the value they meant.
+_ARCH_DEFAULTS = {"dg_time": True}
+# launch.convert flags that produce an arch.json entry (for the advice in errors).
+_CONVERT_FLAGS = {("dg_time", False): "--integer_time"}
+
+
+def _convert_advice(kind: str, require: Mapping[str, Any]) -> str:
+    extra = "".join(f" {_CONVERT_FLAGS[item]}" for item in require.items()
+                    if item in _CONVERT_FLAGS)
+    return f"convert the official file with `python -m launch.convert --kind={kind}{extra}`"
+
+
 def load_weights(path: str | os.PathLike, kind: str, *, field: str, flags: Optional[Mapping] = None,
                  head_flags: Optional[Mapping] = None, classifier: Optional[str] = None,
-                 dg_time: bool = True) -> Converted:
+                 dg_time: bool = True, require: Optional[Mapping[str, Any]] = None) -> Converted:
     """The network of `kind` from either a converted folder (`launch.convert` output) or the
     official file itself (converted in memory; `flags` / `head_flags` / `classifier` as for
-    `convert_checkpoint`). Errors name `field`, the config field or flag that gave the path."""
+    `convert_checkpoint`). `require` lists arch.json entries the network must have, e.g.
+    `{"dg_time": False}` for a classifier converted with `--integer_time` (an official file is
+    converted with them).
+
+    Errors name `field`, the config field or flag that gave the path: a `ConfigError` when the
+    path holds a network of another kind, lacks a `require`d entry, or is an official file
+    whose architecture flags are not given; a `CheckpointError` when it cannot be read."""
+    require = dict(require or {})
     if not path:
         raise CheckpointError(f"{field} is empty: give a {kind} checkpoint (an official file or "
                               "a `python -m launch.convert` output folder)")
     p = pathlib.Path(path)
     if is_converted(p):
         conv = load_converted(p)
-        if conv.kind != kind:
-            raise CheckpointError(f"{field}={path} holds a {conv.kind!r} network; a {kind!r} one "
-                                  f"is needed here (launch.convert --kind={kind})")
-        return conv
-    if p.is_dir():
+    elif p.is_dir():
         raise CheckpointError(f"{field}={path} is a folder without arch.json: not a converted "
                               "checkpoint (make one with `python -m launch.convert`)")
-    if not p.is_file():
+    elif not p.is_file():
         raise CheckpointError(f"{field}={path} not found")
-    inputs = {"checkpoint": str(p)}
-    if classifier:
-        inputs["classifier"] = str(classifier)
-    return convert_checkpoint(kind, inputs, flags, head_flags, dg_time=dg_time)
+    else:
+        needed = {"flags": flags} if kind in _NEEDS_FLAGS else {}
+        if kind == "dg_discriminator":
+            needed["head_flags"] = head_flags
+        absent = [name for name, value in needed.items() if not value]
+        if absent:
+            raise ConfigError(f"{field}={path} is an official {kind} file, which does not "
+                              f"record its architecture, and no {' or '.join(absent)} came with "
+                              f"it: {_convert_advice(kind, require)} (with --"
+                              f"{' and --'.join(absent)}) and set {field} to its output folder")
+        inputs = {"checkpoint": str(p)}
+        if classifier:
+            inputs["classifier"] = str(classifier)
+        conv = convert_checkpoint(kind, inputs, flags, head_flags,
+                                  dg_time=require.get("dg_time", dg_time))
+    if conv.kind != kind:
+        raise ConfigError(f"{field}={path} holds a {conv.kind!r} network; a {kind!r} one is "
+                          f"needed here ({_convert_advice(kind, require)})")
+    for key, value in require.items():
+        found = conv.arch.get(key, _ARCH_DEFAULTS.get(key))
+        if found != value:
+            raise ConfigError(f"{field}={path} is a {kind} network with {key}={found!r}; "
+                              f"{key}={value!r} is needed here ({_convert_advice(kind, require)})")
+    return conv

@@ -26,7 +26,7 @@ import pickle
 import struct
 import zipfile
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import ml_dtypes
 import numpy as np
@@ -62,23 +62,24 @@ _STORAGE_DTYPES: dict[str, np.dtype] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class TorchDtype:
+class _DtypeStandIn:
+    """A named torch global that stands for a numpy element dtype (looked up in `_TABLE`)."""
+    name: str
+    _TABLE: ClassVar[dict[str, np.dtype]] = {}
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return self._TABLE[self.name]
+
+
+class TorchDtype(_DtypeStandIn):
     """Stand-in for a `torch.<dtype>` global (e.g. `torch.float32`)."""
-    name: str
-
-    @property
-    def np_dtype(self) -> np.dtype:
-        return _TORCH_DTYPES[self.name]
+    _TABLE = _TORCH_DTYPES
 
 
-@dataclasses.dataclass(frozen=True)
-class StorageType:
+class StorageType(_DtypeStandIn):
     """Stand-in for a `torch.<X>Storage` class global; only carries the element dtype."""
-    name: str
-
-    @property
-    def np_dtype(self) -> np.dtype:
-        return _STORAGE_DTYPES[self.name]
+    _TABLE = _STORAGE_DTYPES
 
 
 @dataclasses.dataclass

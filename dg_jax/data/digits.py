@@ -1,39 +1,42 @@
 """scikit-learn's handwritten digits: 1,797 real 8x8 grey images that ship with the package, the
-embedded image data set of dg_jax (no download, so every test and demo runs offline)."""
+embedded image data set of dg_jax (no download, so every test and demo runs offline).
+
+Training data reads them through `dg_jax.data.images` (source 'digits'); the evaluation code
+(the digits classifier, the guidance sweep's reference) reads them here directly.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from dg_jax.data.shards import to_float, to_uint8
+from dg_jax.errors import ConfigError
 
-def load_digits_uint8(resolution: int = 8) -> tuple[np.ndarray, np.ndarray]:
+# The one quantisation of samples in [-1, 1] is `dg_jax.data.shards.to_uint8`; this name stays
+# for the callers that import it from here.
+float_to_uint8 = to_uint8
+
+
+def load_digits_uint8(resolution: int = 8, field: str = "data.resolution"
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, R, R, 1), labels int32 (N,)); R = 8 or a multiple of 8 (bilinear
-    upsampling with half-pixel centres, so strokes stay smooth)."""
+    upsampling with half-pixel centres, so strokes stay smooth). `field` names R in errors."""
     from sklearn.datasets import load_digits
 
+    if resolution != 8 and (resolution <= 0 or resolution % 8):
+        raise ConfigError(f"{field}={resolution}: the digits are 8x8; choose 8 or a multiple "
+                          "of 8")
     bunch = load_digits()
     images = bunch.images.astype(np.float32) / 16.0  # values 0..16
     if resolution != 8:
-        if resolution % 8:
-            raise ValueError(f"digits resolution {resolution} (field 'data.resolution') must be "
-                             "8 or a multiple of 8")
         images = _resize_bilinear(images, resolution)
     images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)[..., None]
     return images, bunch.target.astype(np.int32)
 
 
 def load_digits_float(resolution: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Images scaled to [-1, 1] (float32 NHWC) and labels."""
+    """Images scaled to [-1, 1] (float32 NHWC, `shards.to_float`) and labels."""
     images, labels = load_digits_uint8(resolution)
-    return uint8_to_float(images), labels
-
-
-def uint8_to_float(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) / 127.5 - 1.0
-
-
-def float_to_uint8(images) -> np.ndarray:
-    """EDM's quantisation of samples in [-1, 1]: (x * 127.5 + 128).clip(0, 255) as uint8."""
-    return np.clip(np.asarray(images, np.float32) * 127.5 + 128.0, 0, 255).astype(np.uint8)
+    return to_float(images), labels
 
 
 def _resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:

@@ -41,7 +41,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from dg_jax.errors import UserError
+from dg_jax.errors import ConfigError, UserError
 from dg_jax.integrity import file_sha256
 
 SHARD_PATTERN = "samples_{:06d}.npz"
@@ -269,28 +269,41 @@ def read_shards(directory) -> tuple[np.ndarray, Optional[np.ndarray]]:
 
 
 def to_uint8(images) -> np.ndarray:
-    """EDM's quantisation of samples in [-1, 1]: (x * 127.5 + 128).clip(0, 255) as uint8."""
+    """EDM's quantisation of samples in [-1, 1]: (x * 127.5 + 128).clip(0, 255) as uint8 (the one
+    float -> uint8 conversion of dg_jax)."""
     return np.clip(np.asarray(images, np.float32) * 127.5 + 128.0, 0, 255).astype(np.uint8)
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images -> float32 in [-1, 1]: x / 127.5 - 1 (the one uint8 -> float conversion)."""
     return np.asarray(images, np.float32) / 127.5 - 1.0
 
 
-def load_npz_dataset(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Images in DG's .npz layouts: `arr_0` (uint8 NHWC) or `samples` (+ `label`: ints or one-hot)."""
+# Dataset .npz layouts, (images key, labels key): DG's `np.savez(path, images, labels)` and the
+# sample files of DG's / ADM's scripts (`samples`, one-hot or integer `label`).
+DG_NPZ_LAYOUTS = (("arr_0", "arr_1"), ("samples", "label"))
+
+
+def load_npz_dataset(path, *, field: str = "data.path", layouts=DG_NPZ_LAYOUTS
+                     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(uint8 NHWC images, int32 labels or None) of a dataset .npz in the first of `layouts`
+    ((images key, labels key) pairs) it holds; one-hot labels become integers. `ConfigError`
+    naming `field` when the file is missing or holds none of the layouts."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {path} not found (field 'data.path')")
+        raise ConfigError(f"{field}={str(path)!r}: file not found; point {field} at the "
+                          "dataset .npz")
     with np.load(path) as z:
-        if "arr_0" in z.files:
-            images, labels = z["arr_0"], (z["arr_1"] if "arr_1" in z.files else None)
-        elif "samples" in z.files:
-            images, labels = z["samples"], (z["label"] if "label" in z.files else None)
-        else:
-            raise ShardError(f"{path} has neither 'arr_0' nor 'samples' (keys: {z.files})")
+        found = next(((im, lab) for im, lab in layouts if im in z.files), None)
+        if found is None:
+            keys = " or ".join(repr(im) for im, _ in layouts)
+            raise ConfigError(f"{field}={str(path)!r} holds no {keys} array (keys: {z.files}); "
+                              f"write the images (uint8 NHWC) as {layouts[0][0]!r}")
+        images = z[found[0]]
+        labels = z[found[1]] if found[1] in z.files else None
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise ShardError(f"{path}: images must be uint8 NHWC, got {images.dtype} {images.shape}")
+        raise ConfigError(f"{field}={str(path)!r}: images must be uint8 NHWC, got {images.dtype} "
+                          f"{images.shape}")
     if labels is not None and labels.ndim == 2:
         labels = np.argmax(labels, axis=-1)
     return images, (None if labels is None else labels.astype(np.int32))

@@ -52,7 +52,10 @@ class VP:
 
     def t_from_sigma(self, sigma):
         """Inverse of `sigma`: solves int_0^t beta = log(1 + sigma^2) for t (DG's compute_tau)."""
-        integral = jnp.log1p(sigma**2)
+        return self.t_from_integral_beta(jnp.log1p(sigma**2))
+
+    def t_from_integral_beta(self, integral):
+        """Inverse of `integral_beta`: the t >= 0 with int_0^t beta = integral."""
         d = self.beta_max - self.beta_min
         return (-self.beta_min + jnp.sqrt(self.beta_min**2 + 2.0 * d * integral)) / d
 
@@ -94,22 +97,26 @@ class VPCosine:
         return 2.0 * jnp.tan(u) * math.pi / (2.0 * (1.0 + self.s))
 
 
+class _UnitMean:
+    """Variance-exploding processes: mean(t) = 1, so std(t) = sigma(t)."""
+
+    def mean(self, t):
+        return jnp.ones_like(t)
+
+    def std(self, t):
+        return self.sigma(t)
+
+
 @struct.dataclass
-class VE:
+class VE(_UnitMean):
     """Variance-exploding SDE: sigma(t) = sigma_min (sigma_max / sigma_min)^t, t in [0, 1]."""
 
     sigma_min: float = struct.field(pytree_node=False, default=0.01)
     sigma_max: float = struct.field(pytree_node=False, default=50.0)
     t_max: float = struct.field(pytree_node=False, default=1.0)
 
-    def mean(self, t):
-        return jnp.ones_like(t)
-
     def sigma(self, t):
         return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
-
-    def std(self, t):
-        return self.sigma(t)
 
     def t_from_sigma(self, sigma):
         return jnp.log(sigma / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
@@ -120,20 +127,18 @@ class VE:
 
 
 @struct.dataclass
-class EDM:
+class EDM(_UnitMean):
     """EDM's parameterisation: time is sigma, x_sigma = x_0 + sigma eps."""
 
     sigma_min: float = struct.field(pytree_node=False, default=0.002)
     sigma_max: float = struct.field(pytree_node=False, default=80.0)
-    t_max: float = struct.field(pytree_node=False, default=80.0)
 
-    def mean(self, t):
-        return jnp.ones_like(t)
+    @property
+    def t_max(self) -> float:
+        """Time is sigma, so the last time is sigma_max."""
+        return self.sigma_max
 
     def sigma(self, t):
-        return t
-
-    def std(self, t):
         return t
 
     def t_from_sigma(self, sigma):
@@ -170,27 +175,25 @@ def sigma_to_vp(sigma, x_edm, process: VP = VP()):
     return mean.reshape(shape) * x_edm, tau, mean
 
 
+def _importance_antiderivative(process: VP, t):
+    """A(t) = log(exp(B(t)) - 1), an antiderivative of beta / (1 - exp(-B(t)))."""
+    return jnp.log(jnp.expm1(process.integral_beta(t)))
+
+
 def vp_importance_time(key, shape, process: VP = VP(), t_min: float = 1e-5):
     """Samples VP time with density proportional to g(t)^2 / std(t)^2 on [t_min, 1] (DG's
     importance sampling), by inverting the CDF: the antiderivative of beta / (1 - exp(-B(t))) is
     A(t) = log(exp(B(t)) - 1) with B the integral of beta.
     """
-    def antiderivative(t):
-        b = process.integral_beta(t)
-        return jnp.log(jnp.expm1(b))
-
-    a_min, a_max = antiderivative(t_min), antiderivative(process.t_max)
+    a_min = _importance_antiderivative(process, t_min)
+    a_max = _importance_antiderivative(process, process.t_max)
     u = jax.random.uniform(key, shape)
     a = a_min + u * (a_max - a_min)
-    integral = jnp.logaddexp(0.0, a)  # log(1 + exp(a)) = B(t)
-    d = process.beta_max - process.beta_min
-    return (-process.beta_min + jnp.sqrt(process.beta_min**2 + 2.0 * d * integral)) / d
+    return process.t_from_integral_beta(jnp.logaddexp(0.0, a))  # log(1 + exp(a)) = B(t)
 
 
 def vp_importance_density(t, process: VP = VP(), t_min: float = 1e-5):
     """Normalised density of `vp_importance_time` at t (for tests and for importance weights)."""
-    def antiderivative(t):
-        return jnp.log(jnp.expm1(process.integral_beta(t)))
-
-    z = antiderivative(process.t_max) - antiderivative(t_min)
+    z = (_importance_antiderivative(process, process.t_max)
+         - _importance_antiderivative(process, t_min))
     return process.g2(t) / (-jnp.expm1(-process.integral_beta(t))) / z

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dg_jax import rng
 from dg_jax.data.digits import load_digits_float
 from dg_jax.metric_writers import Progress, log
 
@@ -35,8 +36,8 @@ def train_digits_classifier(resolution: int = 8, seed: int = 0, steps: int = 600
     where apply_fn(params, x in [-1, 1] NHWC) -> (logits, features)."""
     images, labels = load_digits_float(resolution)
     model = DigitsCNN()
-    key = jax.random.PRNGKey(seed)
-    params = model.init(key, jnp.zeros((1,) + images.shape[1:]))
+    params = model.init(rng.key(seed, "eval", "digits_classifier", "init"),
+                        jnp.zeros((1,) + images.shape[1:]))
     tx = optax.adam(2e-3)
     opt_state = tx.init(params)
 
@@ -53,11 +54,12 @@ def train_digits_classifier(resolution: int = 8, seed: int = 0, steps: int = 600
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    rng = np.random.default_rng(seed)
+    key = rng.key(seed, "eval", "digits_classifier", "train")
+    batches = rng.numpy(seed, "eval", "digits_classifier", "batches")
     log(f"[digits classifier] training {steps} steps (the evaluation network)")
     progress = Progress("digits classifier", steps, "steps", every=15.0)
     for i in range(steps):
-        idx = rng.integers(0, len(images), batch_size)
+        idx = batches.integers(0, len(images), batch_size)
         params, opt_state = step(params, opt_state, images[idx], labels[idx],
                                  jax.random.fold_in(key, i))
         if (i + 1) % 50 == 0 or i + 1 == steps:  # a host sync only every 50 steps

@@ -37,7 +37,7 @@ def load_npz_images(path: str | os.PathLike) -> np.ndarray:
     path = pathlib.Path(path)
     if not path.is_file():
         raise ReferenceDataError(f"reference .npz {path} not found")
-    images, _ = load_npz_dataset(path)
+    images, _ = load_npz_dataset(path, field="--ref_npz")
     return images
 
 
@@ -105,6 +105,8 @@ def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = Non
     if importlib.util.find_spec("tensorflow_datasets") is None:
         raise ReferenceDataError("reading a TFDS dataset needs tensorflow-datasets: "
                                  "pip install tensorflow-datasets")
+    # imported here, not at the top: tensorflow_datasets needs TensorFlow (the optional extra
+    # [tf]), which most installs lack and which takes seconds to import
     import tensorflow_datasets as tfds
 
     kwargs = {}

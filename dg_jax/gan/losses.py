@@ -7,7 +7,8 @@ Per minibatch, as in the official loop:
   3. Dreg (every r1_interval minibatches, lazy R1): gamma / 2 * |grad_x D(diffuse(x_real), t)|^2
      times the interval (the gradient is taken w.r.t. the real image *before* the diffusion
      step, through it), a separate optimiser step;
-  4. EMA of G; 5. every ada_interval minibatches the adaptive p / T / t_epl update from the
+  4. EMA of G (`dg_jax.train.state.ema_update`, made with G's update in 1: it depends on the
+     new G only); 5. every ada_interval minibatches the adaptive p / T / t_epl update from the
      signs of D's real logits gathered in 2 and 3 (`diffusion_aug.adjust`).
 """
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from dg_jax.gan import diffusion_aug as da
-from dg_jax.gan.state import GANState, ema_beta, ema_update
+from dg_jax.gan.state import GANState, ema_beta
 
 
 def r1_penalty(d_apply: Callable, d_params, real, dstate, key, cfg: da.DiffusionConfig):
@@ -53,15 +53,17 @@ def make_gan_train_step(g_apply: Callable, d_apply: Callable, g_tx, d_tx, *, z_d
 
         def g_loss(gp):
             y, t = da.augment(g_apply(gp, z_g), dstate, keys[1], cfg)
-            logits = d_apply(state.d_params, y, t)
+            logits = d_apply(state.d.params, y, t)
             return jnp.mean(jax.nn.softplus(-logits)), logits
 
-        (loss_g, _), g_grads = jax.value_and_grad(g_loss, has_aux=True)(state.g_params)
-        g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
-        g_params = optax.apply_updates(state.g_params, g_updates)
+        (loss_g, _), g_grads = jax.value_and_grad(g_loss, has_aux=True)(state.g.params)
+        # the EMA of G (step 4) depends on G's new params only, so it is made with the update
+        beta = ema_beta(batch_size, state.step.astype(jnp.float32) * batch_size, ema_kimg,
+                        ema_rampup)
+        g = state.g.apply_gradients(g_grads, g_tx, ema_beta=beta)
 
         # Dmain
-        fake = jax.lax.stop_gradient(g_apply(g_params, jax.random.normal(keys[2], (batch_size, z_dim))))
+        fake = jax.lax.stop_gradient(g_apply(g.params, jax.random.normal(keys[2], (batch_size, z_dim))))
 
         def d_loss(dp):
             yf, tf = da.augment(fake, dstate, keys[3], cfg)
@@ -70,44 +72,36 @@ def make_gan_train_step(g_apply: Callable, d_apply: Callable, g_tx, d_tx, *, z_d
             return jnp.mean(jax.nn.softplus(lf)) + jnp.mean(jax.nn.softplus(-lr)), (lf, lr)
 
         (loss_d, (logits_fake, logits_real)), d_grads = jax.value_and_grad(
-            d_loss, has_aux=True)(state.d_params)
-        d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
-        d_params = optax.apply_updates(state.d_params, d_updates)
+            d_loss, has_aux=True)(state.d.params)
+        d = state.d.apply_gradients(d_grads, d_tx)
         dstate = da.record_signs(dstate, logits_real)
 
         # Dreg: lazy R1 on the real images, through the diffusion step
         r1 = jnp.zeros((), jnp.float32)
         if r1_gamma > 0:
             def reg(args):
-                dp, opt, ds = args
+                d, ds = args
 
                 def loss(p):
                     pen, logits = r1_penalty(d_apply, p, real, ds, keys[5], cfg)
                     return jnp.mean(pen * (r1_gamma / 2)) * r1_interval, (pen, logits)
 
-                (_, (pen, logits)), grads = jax.value_and_grad(loss, has_aux=True)(dp)
-                upd, opt = d_tx.update(grads, opt, dp)
-                return optax.apply_updates(dp, upd), opt, da.record_signs(ds, logits), jnp.mean(pen)
+                (_, (pen, logits)), grads = jax.value_and_grad(loss, has_aux=True)(d.params)
+                return d.apply_gradients(grads, d_tx), da.record_signs(ds, logits), jnp.mean(pen)
 
             def skip(args):
                 return (*args, jnp.zeros((), jnp.float32))
 
-            d_params, d_opt, dstate, r1 = jax.lax.cond(
-                state.step % r1_interval == 0, reg, skip, (d_params, d_opt, dstate))
+            d, dstate, r1 = jax.lax.cond(state.step % r1_interval == 0, reg, skip, (d, dstate))
 
-        # EMA, then the adaptive diffusion heuristic (batch_idx counted after this minibatch)
-        beta = ema_beta(batch_size, state.step.astype(jnp.float32) * batch_size, ema_kimg,
-                        ema_rampup)
-        ema_params = ema_update(state.ema_params, g_params, beta)
+        # the adaptive diffusion heuristic (batch_idx counted after this minibatch)
         dstate = da.maybe_adjust(dstate, state.step + 1, keys[6], cfg, batch_size)
 
         metrics = {"loss": loss_d, "loss_g": loss_g, "d_real": jnp.mean(logits_real),
                    "d_fake": jnp.mean(logits_fake),
                    "sign_real": jnp.mean(jnp.sign(logits_real)), "r_d": dstate.last_rd,
                    "p": dstate.p, "T": dstate.T.astype(jnp.float32), "r1": r1}
-        new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
-                                  ema_params=ema_params, g_opt=g_opt, d_opt=d_opt,
-                                  diffusion=dstate)
+        new_state = state.replace(step=state.step + 1, g=g, d=d, diffusion=dstate)
         return new_state, metrics
 
     return train_step

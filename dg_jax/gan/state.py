@@ -2,41 +2,42 @@
 
 Everything that changes during training is one flax.struct pytree, so it is jit-compatible,
 replicated over the mesh and saved whole by orbax (p, T and t_epl included: a resumed run
-continues with exactly the augmentation an uninterrupted one would use).
+continues with exactly the augmentation an uninterrupted one would use). Each network is the
+shared `dg_jax.train.state.TrainState` (the generator's with its EMA), updated by its
+`apply_gradients` and the one `ema_update`.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
 from dg_jax.gan.diffusion_aug import DiffusionState
+from dg_jax.train.state import TrainState
 
 
 @struct.dataclass
 class GANState:
+    """step (minibatches), the generator g (a TrainState with the EMA generator in
+    g.ema_params), the discriminator d (a TrainState without EMA), Diffusion-GAN's
+    DiffusionState and the base rng. g.step and d.step count each network's optimiser updates
+    (d's include the lazy R1 steps); the networks carry no rng of their own: per-minibatch
+    randomness is this state's `step_key()`, the TrainState rule fold_in(rng, step)."""
+
     step: jnp.ndarray
-    g_params: Any
-    d_params: Any
-    ema_params: Any
-    g_opt: Any
-    d_opt: Any
+    g: TrainState
+    d: TrainState
     diffusion: DiffusionState
     rng: jnp.ndarray
 
     @classmethod
     def create(cls, g_params, d_params, g_tx, d_tx, diffusion: DiffusionState, rng) -> "GANState":
-        return cls(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
-                   ema_params=jax.tree_util.tree_map(jnp.array, g_params),
-                   g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params), diffusion=diffusion,
+        return cls(step=jnp.zeros((), jnp.int32),
+                   g=TrainState.create(g_params, g_tx, None, ema=True),
+                   d=TrainState.create(d_params, d_tx, None), diffusion=diffusion,
                    rng=jnp.asarray(rng))
 
-    def step_key(self):
-        """Per-step randomness: fold_in(rng, step), so a resumed run draws the same numbers."""
-        return jax.random.fold_in(self.rng, self.step)
+    step_key = TrainState.step_key
 
 
 def gan_adam(learning_rate: float, b1: float = 0.0, b2: float = 0.99, eps: float = 1e-8,
@@ -55,8 +56,3 @@ def ema_beta(batch_size: int, cur_nimg, ema_kimg: float, ema_rampup: float | Non
     if ema_rampup is not None and ema_rampup > 0:
         ema_nimg = jnp.minimum(ema_nimg, cur_nimg * ema_rampup)
     return 0.5 ** (batch_size / jnp.maximum(ema_nimg, 1e-8))
-
-
-def ema_update(ema_params, params, beta):
-    """p_ema <- p + beta (p_ema - p)  (torch's p.lerp(p_ema, beta))."""
-    return jax.tree_util.tree_map(lambda e, p: p + beta * (e - p), ema_params, params)

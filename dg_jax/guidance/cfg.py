@@ -29,24 +29,19 @@ from typing import Callable, Union
 import jax
 import jax.numpy as jnp
 
+from dg_jax.broadcast import expand_like, per_example
+
 Weight = Union[float, Callable]
 
 
 def _weight_per_example(weight: Weight, t, batch: int, dtype):
     """weight(t) for callables, else the constant broadcast to (B,)."""
-    w = weight(t) if callable(weight) else weight
-    return jnp.broadcast_to(jnp.asarray(w, dtype), (batch,))
-
-
-def _expand(w, x):
-    return w.reshape(w.shape + (1,) * (x.ndim - w.ndim))
+    return per_example(weight(t) if callable(weight) else weight, batch, dtype)
 
 
 def cfg_combine(cond, uncond, weight):
     """(1 + w) cond - w uncond; `weight` is a scalar or per-example (B,)."""
-    w = jnp.asarray(weight, cond.dtype)
-    if w.ndim:
-        w = _expand(w, cond)
+    w = expand_like(weight, cond, cond.dtype)
     return (1 + w) * cond - w * uncond
 
 
@@ -99,7 +94,7 @@ def cfg_denoiser(denoise_fn: Callable, weight: Weight) -> Callable:
         labels = jnp.asarray(labels)
         cond = denoise_fn(x, sigma, labels)
         uncond = denoise_fn(x, sigma, jnp.zeros_like(labels))
-        sig = jnp.broadcast_to(jnp.asarray(sigma, x.dtype).reshape(-1), (x.shape[0],))
+        sig = per_example(sigma, x.shape[0], x.dtype)
         w = _weight_per_example(weight, sig, x.shape[0], cond.dtype)
         return cfg_combine(cond, uncond, w)
 
@@ -107,11 +102,12 @@ def cfg_denoiser(denoise_fn: Callable, weight: Weight) -> Callable:
 
 
 def classifier_guidance_cond_fn(classifier_logits_fn: Callable, weight: Weight) -> Callable:
-    """Classifier guidance with a (possibly time-dependent) scale:
-    cond_fn(x, t_model, y) = w(t) * grad_x log softmax(classifier_logits_fn(x, t_model))[y].
+    """Classifier guidance (guided-diffusion's `classifier_sample.py` cond_fn) with a scale
+    that may depend on time, for logits = classifier_logits_fn(x, t_model):
+    cond_fn(x, t_model, y) = w(t) * grad_x sum_i log softmax(logits)_i[y_i].
 
-    For a constant weight this equals `dg_jax.samplers.ddpm.classifier_cond_fn(fn, weight)`;
-    the DDPM sampler turns it into a mean shift, DDIM into an eps shift.
+    A constant weight is guided-diffusion's `classifier_scale`. The samplers take it as their
+    `cond_fn`: `ddpm_sample` turns it into a mean shift, `ddim_sample` into an eps shift.
     """
 
     def cond_fn(x, t, y):
@@ -121,7 +117,7 @@ def classifier_guidance_cond_fn(classifier_logits_fn: Callable, weight: Weight) 
 
         grad = jax.grad(selected_log_prob)(x)
         w = _weight_per_example(weight, t, x.shape[0], grad.dtype)
-        return _expand(w, grad) * grad
+        return expand_like(w, grad) * grad
 
     return cond_fn
 

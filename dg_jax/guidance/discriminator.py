@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from dg_jax.broadcast import expand_like, per_example
 from dg_jax.diffusion.processes import VP, sigma_to_vp
 
 LOGIT_CLIP_P = 1e-5
@@ -67,7 +68,7 @@ def dg_correction_fn(logit_fn: Callable, *, process: VP = VP(), time_min: float 
     grad_fn = jax.grad(per_batch_log_ratio, has_aux=True)
 
     def corr(x, sigma, labels=None):
-        sigma = jnp.broadcast_to(jnp.asarray(sigma, x.dtype), x.shape[:1])
+        sigma = per_example(sigma, x.shape[0], x.dtype)
         x_vp, tau, mean = sigma_to_vp(sigma, x, process)
         inside = (tau >= time_min) & (tau <= time_max)
 
@@ -91,7 +92,7 @@ def guide_score(score_fn: Callable, corr: Callable, weight=1.0) -> Callable:
     """score'(x, sigma, labels) = score + weight * corr. `weight` may be a function of sigma."""
     def guided(x, sigma, labels=None):
         w = weight(sigma) if callable(weight) else weight
-        return score_fn(x, sigma, labels) + _expand(w, x) * corr(x, sigma, labels)
+        return score_fn(x, sigma, labels) + expand_like(w, x, x.dtype) * corr(x, sigma, labels)
 
     return guided
 
@@ -100,8 +101,9 @@ def guide_denoiser(denoise_fn: Callable, corr: Callable, weight=1.0) -> Callable
     """D'(x, sigma, labels) = D + weight * sigma^2 * corr (the same correction in denoiser form)."""
     def guided(x, sigma, labels=None):
         w = weight(sigma) if callable(weight) else weight
-        s2 = _expand(jnp.asarray(sigma, x.dtype) ** 2, x)
-        return denoise_fn(x, sigma, labels) + _expand(w, x) * s2 * corr(x, sigma, labels)
+        s2 = expand_like(jnp.asarray(sigma, x.dtype) ** 2, x)
+        step = expand_like(w, x, x.dtype) * s2
+        return denoise_fn(x, sigma, labels) + step * corr(x, sigma, labels)
 
     return guided
 
@@ -112,11 +114,6 @@ def exact_log_ratio_correction(log_ratio_fn: Callable) -> Callable:
         return jax.grad(lambda y: jnp.sum(log_ratio_fn(y, sigma)))(x)
 
     return corr
-
-
-def _expand(w, x):
-    w = jnp.asarray(w, x.dtype)
-    return w.reshape(w.shape + (1,) * (x.ndim - w.ndim)) if w.ndim else w
 
 
 Transform = Callable[[Callable], Callable]

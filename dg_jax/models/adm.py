@@ -116,14 +116,8 @@ def _middle_block(h, emb, *, dropout, num_heads, num_head_channels, use_scale_sh
                     name="middle_block_2")(h, emb, train)
 
 
-class UNetModel(nn.Module):
-    """guided-diffusion UNetModel: x (N, H, W, in_channels), t, y -> (N, H, W, out_channels).
-
-    `timesteps` are the diffusion step indices (integers, or floats when rescaled); `y` integer
-    labels iff `num_classes` is set. With learned sigmas `out_channels` is 2 * in_channels
-    (eps and the variance interpolation v).
-    """
-
+class _ADMNetwork(nn.Module):
+    """The leading constructor fields of UNetModel and EncoderUNetModel, in PyTorch's order."""
     image_size: int
     in_channels: int
     model_channels: int
@@ -133,6 +127,16 @@ class UNetModel(nn.Module):
     dropout: float = 0.0
     channel_mult: Sequence[float] = (1, 2, 4, 8)
     conv_resample: bool = True
+
+
+class UNetModel(_ADMNetwork):
+    """guided-diffusion UNetModel: x (N, H, W, in_channels), t, y -> (N, H, W, out_channels).
+
+    `timesteps` are the diffusion step indices (integers, or floats when rescaled); `y` integer
+    labels iff `num_classes` is set. With learned sigmas `out_channels` is 2 * in_channels
+    (eps and the variance interpolation v).
+    """
+
     num_classes: Optional[int] = None
     use_fp16: bool = False
     num_heads: int = 1
@@ -198,7 +202,7 @@ class UNetModel(nn.Module):
         return conv2d(self.out_channels, ch0, 3, zero=True, name="out_2")(h)
 
 
-class EncoderUNetModel(nn.Module):
+class EncoderUNetModel(_ADMNetwork):
     """guided-diffusion EncoderUNetModel (the ADM classifier / DG discriminator): the UNet's
     encoder half and middle block, then a pooling head producing (N, out_channels).
 
@@ -210,15 +214,6 @@ class EncoderUNetModel(nn.Module):
     `feature=True` returns the middle-block output (N, H', W', C') instead of the head's output.
     """
 
-    image_size: int
-    in_channels: int
-    model_channels: int
-    out_channels: int
-    num_res_blocks: int
-    attention_resolutions: Sequence[int]
-    dropout: float = 0.0
-    channel_mult: Sequence[float] = (1, 2, 4, 8)
-    conv_resample: bool = True
     use_fp16: bool = False
     num_heads: int = 1
     num_head_channels: int = -1

@@ -144,12 +144,17 @@ def avg_pool2(x):
     return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
-class Upsample(nn.Module):
-    """Nearest x2 upsampling, then a 3x3 conv (named `conv`) when `use_conv`."""
+class _Resample(nn.Module):
+    """The fields of Upsample and Downsample: the conv (if `use_conv`) maps the input's channels
+    to `out_channels` (default: unchanged) in `dtype`."""
 
     use_conv: bool
     out_channels: Optional[int] = None
     dtype: Dtype = jnp.float32
+
+
+class Upsample(_Resample):
+    """Nearest x2 upsampling, then a 3x3 conv (named `conv`) when `use_conv`."""
 
     @nn.compact
     def __call__(self, x):
@@ -160,12 +165,8 @@ class Upsample(nn.Module):
         return x
 
 
-class Downsample(nn.Module):
+class Downsample(_Resample):
     """Stride-2 3x3 conv (named `op`) when `use_conv`, else 2x2 average pooling."""
-
-    use_conv: bool
-    out_channels: Optional[int] = None
-    dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):

@@ -7,6 +7,9 @@ is a pure function `precond(params, x, sigma, class_labels=None)` of the U-Net's
 with x in NHWC. As in EDM, inputs are cast to float32, sigma is reshaped to (-1, 1, 1, 1), a
 missing label array of a conditional net becomes zeros([1, label_dim]), and the output is float32.
 `sigma_min`, `sigma_max` and `round_sigma` are what EDM's sampler consults.
+
+These are the library's one implementation of the preconditioning coefficients (c_skip, c_out,
+c_in, c_noise); score and eps are derived from the denoiser in `dg_jax.diffusion.parameterization`.
 """
 from __future__ import annotations
 
@@ -58,6 +61,11 @@ class _Precond:
         return c_skip * x + c_out * self.model_output(F_x).astype(jnp.float32)
 
 
+def _vp_scalings(sigma):
+    """(c_skip, c_out, c_in) = (1, -sigma, 1/sqrt(sigma^2+1)), shared by VP and iDDPM."""
+    return 1.0, -sigma, 1 / jnp.sqrt(sigma ** 2 + 1)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class VPPrecond(_Precond):
     """VP (Song et al.): c_skip 1, c_out -sigma, c_in 1/sqrt(sigma^2+1),
@@ -85,7 +93,7 @@ class VPPrecond(_Precond):
         return float(self.sigma(1))
 
     def coefficients(self, sigma):
-        return 1.0, -sigma, 1 / jnp.sqrt(sigma ** 2 + 1), (self.M - 1) * self.sigma_inv(sigma)
+        return (*_vp_scalings(sigma), (self.M - 1) * self.sigma_inv(sigma))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -147,7 +155,7 @@ class iDDPMPrecond(_Precond):  # noqa: N801 (EDM's class name)
 
     def coefficients(self, sigma):
         c_noise = self.M - 1 - self.sigma_index(sigma).astype(jnp.float32)
-        return 1.0, -sigma, 1 / jnp.sqrt(sigma ** 2 + 1), c_noise
+        return (*_vp_scalings(sigma), c_noise)
 
     def model_output(self, F_x):
         return F_x[..., :self.img_channels]

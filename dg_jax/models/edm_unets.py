@@ -91,27 +91,31 @@ def _song_layout(img_resolution, in_channels, out_channels, model_channels, chan
     return enc, dec
 
 
-class SongUNet(nn.Module):
-    """EDM's reimplementation of DDPM++ / NCSN++ (Song et al. 2021); fields as EDM's kwargs."""
+class _EDMUNet(nn.Module):
+    """The constructor fields (EDM's kwargs) both U-Nets share, with their shared defaults."""
     img_resolution: int
     in_channels: int
     out_channels: int
     label_dim: int = 0
     augment_dim: int = 0
-    model_channels: int = 128
-    channel_mult: tuple = (1, 2, 2, 2)
     channel_mult_emb: int = 4
-    num_blocks: int = 4
-    attn_resolutions: tuple = (16,)
     dropout: float = 0.10
     label_dropout: float = 0.0
+    compute_dtype: str = "float32"
+    attention_impl: str = "auto"  # 'auto' (cuDNN fused in 16 bits on GPUs), 'xla', 'cudnn'
+
+
+class SongUNet(_EDMUNet):
+    """EDM's reimplementation of DDPM++ / NCSN++ (Song et al. 2021); fields as EDM's kwargs."""
+    model_channels: int = 128
+    channel_mult: tuple = (1, 2, 2, 2)
+    num_blocks: int = 4
+    attn_resolutions: tuple = (16,)
     embedding_type: str = "positional"
     channel_mult_noise: int = 1
     encoder_type: str = "standard"
     decoder_type: str = "standard"
     resample_filter: tuple = (1, 1)
-    compute_dtype: str = "float32"
-    attention_impl: str = "auto"  # 'auto' (cuDNN fused in 16 bits on GPUs), 'xla', 'cudnn'
 
     @nn.compact
     def __call__(self, x, noise_labels, class_labels=None, augment_labels=None, train: bool = False):
@@ -185,22 +189,12 @@ class SongUNet(nn.Module):
         return aux.astype(out_dtype)
 
 
-class DhariwalUNet(nn.Module):
+class DhariwalUNet(_EDMUNet):
     """EDM's reimplementation of ADM (Dhariwal & Nichol 2021); fields as EDM's kwargs."""
-    img_resolution: int
-    in_channels: int
-    out_channels: int
-    label_dim: int = 0
-    augment_dim: int = 0
     model_channels: int = 192
     channel_mult: tuple = (1, 2, 3, 4)
-    channel_mult_emb: int = 4
     num_blocks: int = 3
     attn_resolutions: tuple = (32, 16, 8)
-    dropout: float = 0.10
-    label_dropout: float = 0.0
-    compute_dtype: str = "float32"
-    attention_impl: str = "auto"  # 'auto' (cuDNN fused in 16 bits on GPUs), 'xla', 'cudnn'
 
     @nn.compact
     def __call__(self, x, noise_labels, class_labels=None, augment_labels=None, train: bool = False):

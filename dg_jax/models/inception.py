@@ -19,6 +19,7 @@ Submodule names follow the torch state dict (`Conv2d_1a_3x3`, `Mixed_5b.branch1x
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -66,108 +67,100 @@ def _max_pool_3x3(x, stride: int, padding: int):
                        padding=((padding, padding), (padding, padding)))
 
 
-class FIDInceptionA(nn.Module):
+class _MixedBlock(nn.Module):
+    """The fields every Mixed block shares (keyword-only, after the block's own fields)."""
+    dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
+    precision: Any = dataclasses.field(default=None, kw_only=True)
+
+
+def _conv(block: nn.Module, name: str, features: int, kernel_size, padding=0, stride: int = 1):
+    """The BasicConv2d submodule `name` of `block`, in the block's dtype and precision."""
+    return BasicConv2d(features, kernel_size, stride=stride, padding=padding, dtype=block.dtype,
+                       precision=block.precision, name=name)
+
+
+class FIDInceptionA(_MixedBlock):
     """pytorch-fid FIDInceptionA: 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool(excl. pad)-1x1."""
     pool_features: int
-    dtype: Any = jnp.float32
-    precision: Any = None
 
     @nn.compact
     def __call__(self, x):
-        conv = lambda f, k, p, name: BasicConv2d(f, k, padding=p, dtype=self.dtype,  # noqa: E731
-                                                 precision=self.precision, name=name)
-        b1 = conv(64, 1, 0, "branch1x1")(x)
-        b5 = conv(48, 1, 0, "branch5x5_1")(x)
-        b5 = conv(64, 5, 2, "branch5x5_2")(b5)
-        b3 = conv(64, 1, 0, "branch3x3dbl_1")(x)
-        b3 = conv(96, 3, 1, "branch3x3dbl_2")(b3)
-        b3 = conv(96, 3, 1, "branch3x3dbl_3")(b3)
-        bp = conv(self.pool_features, 1, 0, "branch_pool")(_avg_pool_3x3_exclude_pad(x))
+        b1 = _conv(self, "branch1x1", 64, 1)(x)
+        b5 = _conv(self, "branch5x5_1", 48, 1)(x)
+        b5 = _conv(self, "branch5x5_2", 64, 5, 2)(b5)
+        b3 = _conv(self, "branch3x3dbl_1", 64, 1)(x)
+        b3 = _conv(self, "branch3x3dbl_2", 96, 3, 1)(b3)
+        b3 = _conv(self, "branch3x3dbl_3", 96, 3, 1)(b3)
+        bp = _conv(self, "branch_pool", self.pool_features, 1)(_avg_pool_3x3_exclude_pad(x))
         return jnp.concatenate([b1, b5, b3, bp], axis=-1)
 
 
-class InceptionB(nn.Module):
+class InceptionB(_MixedBlock):
     """torchvision InceptionB (Mixed_6a): 3x3/2 | 1x1-3x3-3x3/2 | maxpool 3x3/2."""
-    dtype: Any = jnp.float32
-    precision: Any = None
 
     @nn.compact
     def __call__(self, x):
-        conv = lambda f, k, s, p, name: BasicConv2d(  # noqa: E731
-            f, k, stride=s, padding=p, dtype=self.dtype, precision=self.precision, name=name)
-        b3 = conv(384, 3, 2, 0, "branch3x3")(x)
-        bd = conv(64, 1, 1, 0, "branch3x3dbl_1")(x)
-        bd = conv(96, 3, 1, 1, "branch3x3dbl_2")(bd)
-        bd = conv(96, 3, 2, 0, "branch3x3dbl_3")(bd)
+        b3 = _conv(self, "branch3x3", 384, 3, stride=2)(x)
+        bd = _conv(self, "branch3x3dbl_1", 64, 1)(x)
+        bd = _conv(self, "branch3x3dbl_2", 96, 3, 1)(bd)
+        bd = _conv(self, "branch3x3dbl_3", 96, 3, stride=2)(bd)
         bp = _max_pool_3x3(x, 2, 0)
         return jnp.concatenate([b3, bd, bp], axis=-1)
 
 
-class FIDInceptionC(nn.Module):
+class FIDInceptionC(_MixedBlock):
     """pytorch-fid FIDInceptionC: factorised 7x7 branches, avgpool (excl. pad)-1x1."""
     channels_7x7: int
-    dtype: Any = jnp.float32
-    precision: Any = None
 
     @nn.compact
     def __call__(self, x):
-        conv = lambda f, k, p, name: BasicConv2d(f, k, padding=p, dtype=self.dtype,  # noqa: E731
-                                                 precision=self.precision, name=name)
         c7 = self.channels_7x7
-        b1 = conv(192, 1, 0, "branch1x1")(x)
-        b7 = conv(c7, 1, 0, "branch7x7_1")(x)
-        b7 = conv(c7, (1, 7), (0, 3), "branch7x7_2")(b7)
-        b7 = conv(192, (7, 1), (3, 0), "branch7x7_3")(b7)
-        bd = conv(c7, 1, 0, "branch7x7dbl_1")(x)
-        bd = conv(c7, (7, 1), (3, 0), "branch7x7dbl_2")(bd)
-        bd = conv(c7, (1, 7), (0, 3), "branch7x7dbl_3")(bd)
-        bd = conv(c7, (7, 1), (3, 0), "branch7x7dbl_4")(bd)
-        bd = conv(192, (1, 7), (0, 3), "branch7x7dbl_5")(bd)
-        bp = conv(192, 1, 0, "branch_pool")(_avg_pool_3x3_exclude_pad(x))
+        b1 = _conv(self, "branch1x1", 192, 1)(x)
+        b7 = _conv(self, "branch7x7_1", c7, 1)(x)
+        b7 = _conv(self, "branch7x7_2", c7, (1, 7), (0, 3))(b7)
+        b7 = _conv(self, "branch7x7_3", 192, (7, 1), (3, 0))(b7)
+        bd = _conv(self, "branch7x7dbl_1", c7, 1)(x)
+        bd = _conv(self, "branch7x7dbl_2", c7, (7, 1), (3, 0))(bd)
+        bd = _conv(self, "branch7x7dbl_3", c7, (1, 7), (0, 3))(bd)
+        bd = _conv(self, "branch7x7dbl_4", c7, (7, 1), (3, 0))(bd)
+        bd = _conv(self, "branch7x7dbl_5", 192, (1, 7), (0, 3))(bd)
+        bp = _conv(self, "branch_pool", 192, 1)(_avg_pool_3x3_exclude_pad(x))
         return jnp.concatenate([b1, b7, bd, bp], axis=-1)
 
 
-class InceptionD(nn.Module):
+class InceptionD(_MixedBlock):
     """torchvision InceptionD (Mixed_7a): 1x1-3x3/2 | 1x1-1x7-7x1-3x3/2 | maxpool 3x3/2."""
-    dtype: Any = jnp.float32
-    precision: Any = None
 
     @nn.compact
     def __call__(self, x):
-        conv = lambda f, k, s, p, name: BasicConv2d(  # noqa: E731
-            f, k, stride=s, padding=p, dtype=self.dtype, precision=self.precision, name=name)
-        b3 = conv(192, 1, 1, 0, "branch3x3_1")(x)
-        b3 = conv(320, 3, 2, 0, "branch3x3_2")(b3)
-        b7 = conv(192, 1, 1, 0, "branch7x7x3_1")(x)
-        b7 = conv(192, (1, 7), 1, (0, 3), "branch7x7x3_2")(b7)
-        b7 = conv(192, (7, 1), 1, (3, 0), "branch7x7x3_3")(b7)
-        b7 = conv(192, 3, 2, 0, "branch7x7x3_4")(b7)
+        b3 = _conv(self, "branch3x3_1", 192, 1)(x)
+        b3 = _conv(self, "branch3x3_2", 320, 3, stride=2)(b3)
+        b7 = _conv(self, "branch7x7x3_1", 192, 1)(x)
+        b7 = _conv(self, "branch7x7x3_2", 192, (1, 7), (0, 3))(b7)
+        b7 = _conv(self, "branch7x7x3_3", 192, (7, 1), (3, 0))(b7)
+        b7 = _conv(self, "branch7x7x3_4", 192, 3, stride=2)(b7)
         bp = _max_pool_3x3(x, 2, 0)
         return jnp.concatenate([b3, b7, bp], axis=-1)
 
 
-class FIDInceptionE(nn.Module):
+class FIDInceptionE(_MixedBlock):
     """pytorch-fid FIDInceptionE_1 (`pool="avg"`, excluding padding) / FIDInceptionE_2 ("max")."""
     pool: str = "avg"
-    dtype: Any = jnp.float32
-    precision: Any = None
 
     @nn.compact
     def __call__(self, x):
         if self.pool not in ("avg", "max"):
             raise ValueError(f"FIDInceptionE pool must be 'avg' or 'max', got {self.pool!r}")
-        conv = lambda f, k, p, name: BasicConv2d(f, k, padding=p, dtype=self.dtype,  # noqa: E731
-                                                 precision=self.precision, name=name)
-        b1 = conv(320, 1, 0, "branch1x1")(x)
-        b3 = conv(384, 1, 0, "branch3x3_1")(x)
-        b3 = jnp.concatenate([conv(384, (1, 3), (0, 1), "branch3x3_2a")(b3),
-                              conv(384, (3, 1), (1, 0), "branch3x3_2b")(b3)], axis=-1)
-        bd = conv(448, 1, 0, "branch3x3dbl_1")(x)
-        bd = conv(384, 3, 1, "branch3x3dbl_2")(bd)
-        bd = jnp.concatenate([conv(384, (1, 3), (0, 1), "branch3x3dbl_3a")(bd),
-                              conv(384, (3, 1), (1, 0), "branch3x3dbl_3b")(bd)], axis=-1)
+        b1 = _conv(self, "branch1x1", 320, 1)(x)
+        b3 = _conv(self, "branch3x3_1", 384, 1)(x)
+        b3 = jnp.concatenate([_conv(self, "branch3x3_2a", 384, (1, 3), (0, 1))(b3),
+                              _conv(self, "branch3x3_2b", 384, (3, 1), (1, 0))(b3)], axis=-1)
+        bd = _conv(self, "branch3x3dbl_1", 448, 1)(x)
+        bd = _conv(self, "branch3x3dbl_2", 384, 3, 1)(bd)
+        bd = jnp.concatenate([_conv(self, "branch3x3dbl_3a", 384, (1, 3), (0, 1))(bd),
+                              _conv(self, "branch3x3dbl_3b", 384, (3, 1), (1, 0))(bd)], axis=-1)
         pooled = _avg_pool_3x3_exclude_pad(x) if self.pool == "avg" else _max_pool_3x3(x, 1, 1)
-        bp = conv(192, 1, 0, "branch_pool")(pooled)
+        bp = _conv(self, "branch_pool", 192, 1)(pooled)
         return jnp.concatenate([b1, b3, bd, bp], axis=-1)
 
 
@@ -186,12 +179,12 @@ class FIDInceptionV3(nn.Module):
     def __call__(self, x):
         kw = dict(dtype=self.dtype, precision=self.precision)
         x = jnp.asarray(x, self.dtype)
-        x = BasicConv2d(32, 3, stride=2, name="Conv2d_1a_3x3", **kw)(x)
-        x = BasicConv2d(32, 3, name="Conv2d_2a_3x3", **kw)(x)
-        x = BasicConv2d(64, 3, padding=1, name="Conv2d_2b_3x3", **kw)(x)
+        x = _conv(self, "Conv2d_1a_3x3", 32, 3, stride=2)(x)
+        x = _conv(self, "Conv2d_2a_3x3", 32, 3)(x)
+        x = _conv(self, "Conv2d_2b_3x3", 64, 3, 1)(x)
         x = _max_pool_3x3(x, 2, 0)
-        x = BasicConv2d(80, 1, name="Conv2d_3b_1x1", **kw)(x)
-        x = BasicConv2d(192, 3, name="Conv2d_4a_3x3", **kw)(x)
+        x = _conv(self, "Conv2d_3b_1x1", 80, 1)(x)
+        x = _conv(self, "Conv2d_4a_3x3", 192, 3)(x)
         x = _max_pool_3x3(x, 2, 0)
         x = FIDInceptionA(32, name="Mixed_5b", **kw)(x)
         x = FIDInceptionA(64, name="Mixed_5c", **kw)(x)

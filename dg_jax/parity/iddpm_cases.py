@@ -15,7 +15,8 @@ import numpy as np
 from dg_jax.convert.adm import load_adm_unet, load_encoder_kwargs
 from dg_jax.diffusion.iddpm import diffusion_from_flags, p_mean_variance, q_sample
 from dg_jax.diffusion.iddpm_losses import training_losses
-from dg_jax.samplers.ddpm import classifier_cond_fn, ddim_sample
+from dg_jax.guidance.cfg import classifier_guidance_cond_fn
+from dg_jax.samplers.ddpm import ddim_sample
 
 
 def _nhwc(a, dtype=jnp.float32) -> jnp.ndarray:
@@ -85,7 +86,7 @@ def run_ddim_cg_sampler(case: dict, root: pathlib.Path) -> dict:
         logits_fn = lambda x, t: classifier.apply(c_vars, x, t, labels)  # noqa: E731
     else:
         logits_fn = lambda x, t: classifier.apply(c_vars, x, t)  # noqa: E731
-    cond_fn = classifier_cond_fn(logits_fn, float(case["classifier_scale"]))
+    cond_fn = classifier_guidance_cond_fn(logits_fn, float(case["classifier_scale"]))
     clip = bool(case.get("clip_denoised", True))
     model_fn = lambda x, t, _y: unet_fn(x, t)  # noqa: E731  (labels already bound)
 

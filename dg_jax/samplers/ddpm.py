@@ -1,14 +1,15 @@
-"""Ancestral (DDPM) and DDIM sampling of an improved-DDPM process, with classifier guidance.
+"""Ancestral (DDPM) and DDIM sampling of an improved-DDPM process, guided through a `cond_fn`.
 
-Follows guided-diffusion's `p_sample_loop` / `ddim_sample_loop` (and `classifier_sample.py`'s
-cond_fn) as a `jax.lax.scan` over the (respaced) process indices t = T-1 .. 0, so compile time
-does not grow with the step count. As respace's `_WrappedModel` does, the network and the
-classifier are called with the ORIGINAL timestep `model_timesteps(diffusion, t)`
-(timestep_map[t], rescaled to 0..1000 if the process says so), while the tables are indexed by t.
+Follows guided-diffusion's `p_sample_loop` / `ddim_sample_loop` as a `jax.lax.scan` over the
+(respaced) process indices t = T-1 .. 0, so compile time does not grow with the step count. As
+respace's `_WrappedModel` does, the network and the cond_fn are called with the ORIGINAL
+timestep `model_timesteps(diffusion, t)` (timestep_map[t], rescaled to 0..1000 if the process
+says so), while the tables are indexed by t.
 
 - model_fn(x, t_model, y) -> model output (2C channels on `channel_axis` for learned variances).
-- cond_fn(x, t_model, y) -> grad_x log p(y | x_t), already scaled; `classifier_cond_fn` builds
-  it from classifier_logits_fn(x, t_model) as scale * grad sum_i log_softmax(logits_i)[y_i].
+- cond_fn(x, t_model, y) -> a scaled grad_x log p(y | x_t); the samplers do not know which
+  guidance it is (classifier guidance: `dg_jax.guidance.cfg.classifier_guidance_cond_fn`; DG:
+  `dg_jax.guidance.discriminator.dg_cond_fn`; several add with `sum_cond_fns`).
 - DDPM: x_{t-1} = mean (+ variance * cond_fn, `condition_mean`) + [t > 0] exp(logvar / 2) z.
 - DDIM (Song et al. eq. 12): eps' = eps - sqrt(1 - abar_t) cond_fn (`condition_score`),
   x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1} - sigma^2) eps + [t > 0] sigma z,
@@ -34,21 +35,6 @@ from dg_jax.diffusion.iddpm import (
 )
 
 
-def classifier_cond_fn(classifier_logits_fn: Callable, classifier_scale: float) -> Callable:
-    """cond_fn(x, t, y) = scale * d/dx sum_i log_softmax(classifier_logits_fn(x, t))_i[y_i]."""
-
-    def cond_fn(x, t, y):
-        def selected_log_prob(x_in):
-            logits = classifier_logits_fn(x_in, t)
-            log_probs = jax.nn.log_softmax(logits, axis=-1)
-            picked = jnp.take_along_axis(log_probs, jnp.asarray(y)[:, None], axis=-1)
-            return jnp.sum(picked)
-
-        return jax.grad(selected_log_prob)(x) * classifier_scale
-
-    return cond_fn
-
-
 def _step_inputs(diffusion: DiscreteDiffusion, rng, needs_noise: bool):
     n = diffusion.num_timesteps
     indices = jnp.arange(n - 1, -1, -1, dtype=jnp.int32)
@@ -68,23 +54,32 @@ def _run(step, x, xs, return_trajectory: bool):
     return (final, traj) if return_trajectory else final
 
 
+def _model_outputs(diffusion, model_fn, cond_fn, x, i, y, **pmv_kwargs):
+    """One step's network evaluation at index i: (t, p_mean_variance, cond_fn's gradient or
+    None), the model output and gradient cast to x's dtype."""
+    t = jnp.full((x.shape[0],), i, jnp.int32)
+    t_model = model_timesteps(diffusion, t)
+    out = p_mean_variance_from_output(diffusion, model_fn(x, t_model, y).astype(x.dtype), x, t,
+                                      **pmv_kwargs)
+    grad = None if cond_fn is None else cond_fn(x, t_model, y).astype(x.dtype)
+    return t, out, grad
+
+
 def ddpm_sample(diffusion: DiscreteDiffusion, model_fn: Callable, noise, *, y=None, rng=None,
                 clip_denoised: bool = True, denoised_fn: Optional[Callable] = None,
                 cond_fn: Optional[Callable] = None, channel_axis: int = -1,
                 return_trajectory: bool = False):
     """Ancestral sampling from x_T = noise (p_sample_loop): returns x_0, and with
     `return_trajectory` also the state after every step, shape (T,) + noise.shape."""
-    dtype, batch = noise.dtype, noise.shape[0]
+    dtype = noise.dtype
     indices, keys = _step_inputs(diffusion, rng, True)
+    pmv_kwargs = dict(clip_denoised=clip_denoised, denoised_fn=denoised_fn,
+                      channel_axis=channel_axis)
 
     def step(x, i, key):
-        t = jnp.full((batch,), i, jnp.int32)
-        t_model = model_timesteps(diffusion, t)
-        out = p_mean_variance_from_output(
-            diffusion, model_fn(x, t_model, y).astype(dtype), x, t,
-            clip_denoised=clip_denoised, denoised_fn=denoised_fn, channel_axis=channel_axis)
-        if cond_fn is not None:
-            out = condition_mean(diffusion, cond_fn(x, t_model, y).astype(dtype), out)
+        _, out, grad = _model_outputs(diffusion, model_fn, cond_fn, x, i, y, **pmv_kwargs)
+        if grad is not None:
+            out = condition_mean(diffusion, grad, out)
         z = jax.random.normal(key, x.shape, dtype)
         nonzero = (i != 0).astype(dtype)
         return (out["mean"] + nonzero * jnp.exp(0.5 * out["log_variance"]) * z).astype(dtype)
@@ -98,19 +93,17 @@ def ddim_sample(diffusion: DiscreteDiffusion, model_fn: Callable, noise, *, y=No
                 channel_axis: int = -1, return_trajectory: bool = False):
     """DDIM sampling from x_T = noise (ddim_sample_loop); `rng` is needed only when eta != 0.
     Returns x_0, and with `return_trajectory` also every step's state, (T,) + noise.shape."""
-    dtype, batch = noise.dtype, noise.shape[0]
+    dtype = noise.dtype
     stochastic = not (isinstance(eta, (int, float)) and eta == 0)
     indices, keys = _step_inputs(diffusion, rng, stochastic)
     eta = jnp.asarray(eta, dtype)
+    pmv_kwargs = dict(clip_denoised=clip_denoised, denoised_fn=denoised_fn,
+                      channel_axis=channel_axis)
 
     def step(x, i, key=None):
-        t = jnp.full((batch,), i, jnp.int32)
-        t_model = model_timesteps(diffusion, t)
-        out = p_mean_variance_from_output(
-            diffusion, model_fn(x, t_model, y).astype(dtype), x, t,
-            clip_denoised=clip_denoised, denoised_fn=denoised_fn, channel_axis=channel_axis)
-        if cond_fn is not None:
-            out = condition_score(diffusion, cond_fn(x, t_model, y).astype(dtype), out, x, t)
+        t, out, grad = _model_outputs(diffusion, model_fn, cond_fn, x, i, y, **pmv_kwargs)
+        if grad is not None:
+            out = condition_score(diffusion, grad, out, x, t)
         eps = predict_eps_from_xstart(diffusion, x, t, out["pred_xstart"])
         alpha_bar = extract(diffusion.alphas_cumprod, t, x)
         alpha_bar_prev = extract(diffusion.alphas_cumprod_prev, t, x)

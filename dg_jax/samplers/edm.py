@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dg_jax.diffusion.parameterization import denoiser_to_eps
+
 SAMPLER_NAMES = ("heun", "euler")
 _SAME = "same"
 
@@ -53,6 +55,35 @@ def added_noise_std(t_cur, t_hat, gamma):
     return xp.where(gamma > 0, xp.sqrt(diff), 0.0)
 
 
+def check_sigma_table(sigmas) -> np.ndarray:
+    """`sigmas` as a float64 host array, checked to be 1-D, at least 2 long and ending with 0."""
+    sigmas = np.asarray(sigmas, np.float64)
+    if sigmas.ndim != 1 or len(sigmas) < 2 or sigmas[-1] != 0.0:
+        raise ValueError("sigmas must be a 1-D table ending with 0 (see edm_sigma_steps)")
+    return sigmas
+
+
+def check_step_noise(noise, latents, n: int, *, stochastic: bool, rng, sampler: str, why: str):
+    """The given per-step standard normal draws as an array, checked to have shape
+    (n,) + latents.shape, or None; a `stochastic` sampler (made so by `why`) needs rng without."""
+    if noise is not None:
+        noise = jnp.asarray(noise)
+        if noise.shape != (n,) + tuple(latents.shape):
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; {sampler} with {n} steps needs "
+                             f"(num_steps,) + latents.shape = {(n,) + tuple(latents.shape)}")
+    elif stochastic and rng is None:
+        raise ValueError(f"{why} makes {sampler} stochastic: pass rng (or noise)")
+    return noise
+
+
+def step_normal(noise, step_noise, rng, i, shape, dtype):
+    """Step i's standard normal draw: `step_noise` (= noise[i]) when `noise` was given, else drawn
+    from fold_in(rng, i)."""
+    if noise is not None:
+        return step_noise.astype(dtype)
+    return jax.random.normal(jax.random.fold_in(rng, i), shape, dtype)
+
+
 def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
                 S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"),
                 S_noise: float = 1.0, guidance: Optional[Callable] = None,
@@ -67,19 +98,12 @@ def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
     `noise` (shape (N,) + latents.shape) gives the per-step standard normal draws instead.
     With `return_trajectory`, also returns the state after every step, shape (N,) + x.shape.
     """
-    sigmas = np.asarray(sigmas, np.float64)
-    if sigmas.ndim != 1 or len(sigmas) < 2 or sigmas[-1] != 0.0:
-        raise ValueError("sigmas must be a 1-D table ending with 0 (see edm_sigma_steps)")
+    sigmas = check_sigma_table(sigmas)
     gammas = churn_gammas(sigmas, S_churn, S_min, S_max)
     stochastic = bool(np.any(gammas > 0))
     n = len(sigmas) - 1
-    if noise is not None:
-        noise = jnp.asarray(noise)
-        if noise.shape != (n,) + tuple(latents.shape):
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; {n} steps need "
-                             f"(num_steps,) + latents.shape = {(n,) + tuple(latents.shape)}")
-    elif stochastic and rng is None:
-        raise ValueError("S_churn > 0 makes the sampler stochastic: pass rng (or noise)")
+    noise = check_step_noise(noise, latents, n, stochastic=stochastic, rng=rng,
+                             sampler="the sampler", why="S_churn > 0")
     rs = round_sigma or (lambda s: s)
     t_hat = np.asarray(rs(sigmas[:-1] * (1.0 + gammas)), np.float64)
     noise_std = added_noise_std(sigmas[:-1], t_hat, gammas) * S_noise  # host float64: exact 0s
@@ -95,14 +119,12 @@ def heun_sample(denoise_fn: Callable, latents, sigmas, *, labels=None, rng=None,
 
     def slope(fn, x, sigma):
         sig = jnp.full((batch,), sigma, dtype)
-        return (x - fn(x, sig, labels).astype(dtype)) / sigma
+        return denoiser_to_eps(fn(x, sig, labels).astype(dtype), x, sigma)
 
     def add_noise(x, i, std, step_noise):
         if not stochastic:
             return x
-        eps = (step_noise.astype(dtype) if noise is not None
-               else jax.random.normal(jax.random.fold_in(rng, i), x.shape, dtype))
-        return x + std * eps
+        return x + std * step_normal(noise, step_noise, rng, i, x.shape, dtype)
 
     def step(x, inputs):
         i, t_h, t_next, std, step_noise = inputs

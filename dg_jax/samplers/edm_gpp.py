@@ -24,9 +24,9 @@ from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from dg_jax.samplers.edm import added_noise_std
+from dg_jax.diffusion.parameterization import denoiser_to_eps
+from dg_jax.samplers.edm import added_noise_std, check_sigma_table, check_step_noise, step_normal
 
 
 def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
@@ -46,18 +46,11 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
 
     Returns the samples (and, with `return_log_ratio`, the per-step log ratios, shape (N, B)).
     """
-    sigmas = np.asarray(sigmas, np.float64)
+    sigmas = check_sigma_table(sigmas)
     n = len(sigmas) - 1
-    if sigmas.ndim != 1 or n < 1 or sigmas[-1] != 0.0:
-        raise ValueError("sigmas must be a 1-D table ending with 0 (see edm_sigma_steps)")
     stochastic = S_churn > 0 or boosting
-    if noise is not None:
-        noise = jnp.asarray(noise)
-        if noise.shape != (n,) + tuple(latents.shape):
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; EDM-G++ with {n} steps needs "
-                             f"(num_steps,) + latents.shape = {(n,) + tuple(latents.shape)}")
-    elif stochastic and rng is None:
-        raise ValueError("S_churn > 0 or boosting makes EDM-G++ stochastic: pass rng (or noise)")
+    noise = check_step_noise(noise, latents, n, stochastic=stochastic, rng=rng,
+                             sampler="EDM-G++", why="S_churn > 0 or boosting")
     rs = round_sigma or (lambda s: s)
     dtype = latents.dtype
     batch = latents.shape[0]
@@ -65,7 +58,7 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
     max_gamma = math.sqrt(2.0) - 1.0
 
     def guided_slope(x, t, weight, boost_mask, want_log_ratio=return_log_ratio):
-        d = (x - denoise_fn(x, t, labels).astype(dtype)) / t.reshape(bshape)
+        d = denoiser_to_eps(denoise_fn(x, t, labels).astype(dtype), x, t)
         if weight == 0.0 and not want_log_ratio:  # no discriminator pass at all
             return d, jnp.full((batch,), jnp.inf, dtype)
         grad, log_ratio = dg_corr(x, t, labels)  # log_ratio is +inf outside the window
@@ -86,10 +79,8 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
         gamma = jnp.where(in_range, jnp.minimum(churn / n, max_gamma), 0.0)
         t_hat = rs(t_cur + gamma * t_cur)
         if stochastic:
-            eps = (step_noise.astype(dtype) if noise is not None
-                   else jax.random.normal(jax.random.fold_in(rng, i), x.shape, dtype))
             amount = added_noise_std(t_cur, t_hat, gamma) * noise_scale
-            x = x + amount.reshape(bshape) * eps
+            x = x + amount.reshape(bshape) * step_normal(noise, step_noise, rng, i, x.shape, dtype)
         boost = ((lambda lr: (lr < 0) & (i % period_weight == 0)) if boosting
                  else (lambda lr: jnp.zeros(lr.shape, bool)))
         d, log_ratio = guided_slope(x, t_hat, weight_1st, boost)

@@ -64,8 +64,6 @@ def make_train_step(logit_fn: Callable, tx: optax.GradientTransformation, **loss
                 **loss_kwargs)
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        return state.apply_gradients(grads, tx), metrics
 
     return train_step

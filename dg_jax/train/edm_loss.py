@@ -3,30 +3,18 @@
   sigma = exp(P_mean + P_std n),  n ~ N(0, 1)
   loss  = lambda(sigma) |D(y + sigma eps; sigma, labels) - y|^2,
   lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
-The train step keeps an exponential moving average of the parameters (`ema_decay`).
+The train step keeps an exponential moving average of the parameters (`ema_decay`), so its
+state is `TrainState.create(params, tx, rng, ema=True)`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Callable, Union
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
-
-@struct.dataclass
-class ScoreTrainState:
-    step: jnp.ndarray
-    params: Any
-    ema_params: Any
-    opt_state: Any
-    rng: jnp.ndarray
-
-    @classmethod
-    def create(cls, params, tx: optax.GradientTransformation, rng) -> "ScoreTrainState":
-        ema = jax.tree_util.tree_map(jnp.copy, params)  # own buffers: the step donates both
-        return cls(jnp.zeros((), jnp.int32), params, ema, tx.init(params), jnp.asarray(rng))
+from dg_jax.train.state import TrainState
 
 
 def edm_loss(params, denoise_fn: Callable, images, labels, key, *, P_mean: float = -1.2,
@@ -49,19 +37,15 @@ def make_edm_train_step(denoise_fn: Callable, tx: optax.GradientTransformation,
     `ema_decay` is a constant or a function of the step (EDM's half-life schedule:
     `dg_jax.train.edm_train.edm_ema_beta`); `sanitize_grads` passes gradients through EDM's
     nan_to_num (nan -> 0, +-inf -> +-1e5) before the update."""
-    def train_step(state: ScoreTrainState, batch):
-        key = jax.random.fold_in(state.rng, state.step)
+    def train_step(state: TrainState, batch):
         loss, grads = jax.value_and_grad(edm_loss)(state.params, denoise_fn, batch["images"],
-                                                   batch.get("labels"), key, **loss_kwargs)
+                                                   batch.get("labels"), state.step_key(),
+                                                   **loss_kwargs)
         if sanitize_grads:
             grads = jax.tree_util.tree_map(
                 lambda g: jnp.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5), grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
         beta = ema_decay(state.step) if callable(ema_decay) else jnp.asarray(ema_decay)
-        ema = jax.tree_util.tree_map(lambda e, p: beta * e + (1 - beta) * p,
-                                     state.ema_params, params)
-        return state.replace(step=state.step + 1, params=params, ema_params=ema,
-                             opt_state=opt_state), {"loss": loss, "ema_beta": beta}
+        return (state.apply_gradients(grads, tx, ema_beta=beta),
+                {"loss": loss, "ema_beta": beta})
 
     return train_step

@@ -5,7 +5,7 @@
 - EMA with a half-life in images: half_life = ema_halflife_kimg * 1000, capped at
   cur_nimg * ema_rampup_ratio when a ramp-up ratio is set; beta = 0.5 ** (batch / half_life);
 - gradients pass through nan_to_num (nan -> 0, +-inf -> +-1e5) before the update, as EDM does.
-The state is `ScoreTrainState` (step, params, EMA params, optimiser state, rng).
+The state is `TrainState.create(params, tx, rng, ema=True)` (dg_jax.train.state).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def make_edm_schedule_train_step(denoise_fn: Callable, tx: optax.GradientTransfo
                                  batch_size: int, ema_halflife_kimg: float = 500.0,
                                  ema_rampup_ratio: Optional[float] = 0.05, **loss_kwargs):
     """`make_edm_train_step` with EDM's EMA half-life schedule and gradient sanitising:
-    (ScoreTrainState, batch{'images', 'labels'?}) -> (state, {'loss', 'ema_beta'}).
+    (TrainState with EMA, batch{'images', 'labels'?}) -> (state, {'loss', 'ema_beta'}).
 
     denoise_fn(params, x, sigma, labels, dropout_key) -> D (EDM's label dropout, when the
     network has one, happens inside it).

@@ -8,7 +8,7 @@ One jit-able step per batch, a pure function of the state and the batch:
       with the stop-gradient on the mean and the learned-range variance), weighted by 1 / (T p_t)
       so the importance-sampled loss stays unbiased;
   labels -> the null label `num_classes` with probability p_uncond (classifier-free guidance);
-  EMA of the parameters.
+  EMA of the parameters (`dg_jax.train.state.ema_update`).
 
 The loss-history state lives in `DiffusionTrainState.loss_state`, so orbax checkpoints it with
 the parameters and a resumed run samples t from the same distribution. Per-step randomness is
@@ -16,7 +16,7 @@ fold_in(rng, step), so resumed runs draw the same numbers.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -32,31 +32,23 @@ from dg_jax.diffusion.iddpm_losses import (
     training_losses,
     update_loss_second_moment,
 )
+from dg_jax.train.state import TrainState
 
 SCHEDULE_SAMPLERS = ("uniform", "loss-second-moment")
 
 
 @struct.dataclass
-class DiffusionTrainState:
-    """step, params, EMA params, optimiser state, base rng, and the importance-sampling history
-    (None for uniform t)."""
+class DiffusionTrainState(TrainState):
+    """`TrainState` (with its EMA) plus the importance-sampling history (None for uniform t)."""
 
-    step: jnp.ndarray
-    params: Any
-    ema_params: Any
-    opt_state: Any
-    rng: jnp.ndarray
     loss_state: Optional[LossSecondMomentState] = None
 
     @classmethod
     def create(cls, params, tx: optax.GradientTransformation, rng,
-               loss_state: Optional[LossSecondMomentState] = None) -> "DiffusionTrainState":
-        ema = jax.tree_util.tree_map(jnp.copy, params)
-        return cls(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
-                   opt_state=tx.init(params), rng=jnp.asarray(rng), loss_state=loss_state)
-
-    def step_key(self):
-        return jax.random.fold_in(self.rng, self.step)
+               loss_state: Optional[LossSecondMomentState] = None, *,
+               ema: bool = True) -> "DiffusionTrainState":
+        """The improved-DDPM step keeps an EMA, so `ema` defaults to True here."""
+        return super().create(params, tx, rng, ema=ema, loss_state=loss_state)
 
 
 def initial_loss_state(schedule_sampler: str, diffusion: DiscreteDiffusion,
@@ -105,10 +97,6 @@ def iddpm_loss(params, apply_fn: Callable, diffusion: DiscreteDiffusion, x_start
     return loss, {"t": t, "losses": terms["loss"], "metrics": metrics}
 
 
-def ema_update(ema, params, decay: float):
-    return jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
-
-
 def make_iddpm_train_step(apply_fn: Callable, diffusion: DiscreteDiffusion,
                           tx: optax.GradientTransformation, *, ema_decay: float = 0.9999,
                           schedule_sampler: str = "uniform", p_uncond: float = 0.0,
@@ -129,15 +117,11 @@ def make_iddpm_train_step(apply_fn: Callable, diffusion: DiscreteDiffusion,
         (_, aux), grads = jax.value_and_grad(iddpm_loss, has_aux=True)(
             state.params, apply_fn, diffusion, batch["images"], batch.get("labels"),
             state.step_key(), t_weights=t_weights, p_uncond=p_uncond, null_label=null_label)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
         loss_state = state.loss_state
         if schedule_sampler == "loss-second-moment":
             loss_state = update_loss_second_moment(loss_state, aux["t"],
                                                    jax.lax.stop_gradient(aux["losses"]))
-        new = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                            ema_params=ema_update(state.ema_params, params, ema_decay),
-                            loss_state=loss_state)
+        new = state.apply_gradients(grads, tx, ema_beta=ema_decay, loss_state=loss_state)
         return new, aux["metrics"]
 
     return train_step

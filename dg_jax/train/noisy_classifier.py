@@ -37,8 +37,6 @@ def make_noisy_classifier_step(logits_fn: Callable, diffusion: DiscreteDiffusion
         (_, metrics), grads = jax.value_and_grad(noisy_classifier_loss, has_aux=True)(
             state.params, logits_fn, diffusion, batch["images"], batch["labels"],
             state.step_key())
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        return state.apply_gradients(grads, tx), metrics
 
     return train_step

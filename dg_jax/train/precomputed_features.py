@@ -84,8 +84,6 @@ def make_head_train_step(head_logit_fn: Callable, tx: optax.GradientTransformati
         (_, metrics), grads = jax.value_and_grad(head_loss, has_aux=True)(
             state.params, head_logit_fn, batch["feats"], batch["tau"], batch["targets"],
             batch.get("labels"))
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        return state.apply_gradients(grads, tx), metrics
 
     return train_step

@@ -23,10 +23,10 @@ import numpy as np
 from dg_jax.data.digits import float_to_uint8, load_digits_uint8
 from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
 from dg_jax.eval.fid import fid_from_features
+from dg_jax.experiments.guidance import models as GM
 from dg_jax.guidance.cfg import cfg_model_fn, classifier_guidance_cond_fn, null_labels_like
 from dg_jax.metric_writers import log
 from dg_jax.parallel import data_sharding, gather, put_global
-from dg_jax.pipelines import guidance_models as GM
 from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 
 SAMPLERS = ("ddpm", "ddim")
@@ -41,7 +41,7 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str):
         raise ValueError(f"unknown sweep.sampler {sw.sampler!r}; choose one of {list(SAMPLERS)}")
     if sw.cg_base not in CG_BASES:
         raise ValueError(f"unknown sweep.cg_base {sw.cg_base!r}; choose one of {list(CG_BASES)}")
-    diffusion = GM.make_diffusion(config.score.diffusion, respacing=sw.respacing)
+    diffusion = GM.make_diffusion(config.score.flags, respacing=sw.respacing)
     null = d.num_classes
 
     def model_fn(x, t, y):
@@ -74,7 +74,8 @@ def score_samples(scorer, samples_u8, labels, real_feats) -> dict:
             "fd": fid_from_features(feats, real_feats)}
 
 
-def sweep_stage(config, workdir, mesh, unet, params, clf, clf_params, real_images) -> dict:
+def sweep_stage(run, unet, params, clf, clf_params, real_images) -> dict:
+    config, workdir, mesh = run.config, run.workdir, run.mesh
     sw, d = config.sweep, config.data
     t0 = time.perf_counter()
     apply_fn, scorer_params, scorer_acc = train_digits_classifier(
@@ -84,7 +85,7 @@ def sweep_stage(config, workdir, mesh, unet, params, clf, clf_params, real_image
     real_u8, _ = load_digits_uint8(d.resolution)
     _, real_feats = digits_features(apply_fn, scorer_params, real_u8)
     sharding = data_sharding(mesh)
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 51)
+    key = run.streams.key("sample", "sweep")
     n, b = sw.num_samples, sw.batch_size
     labels_all = np.arange(n, dtype=np.int32) % d.num_classes
     results = {"scorer_train_accuracy": scorer_acc}
@@ -112,7 +113,7 @@ def sweep_stage(config, workdir, mesh, unet, params, clf, clf_params, real_image
                 f"({time.perf_counter() - t1:.1f}s)")
         results[method] = rows
     if jax.process_index() == 0:
-        from dg_jax.pipelines.guidance_plot import plot_tradeoff
+        from dg_jax.experiments.guidance.plot import plot_tradeoff
 
         path = pathlib.Path(workdir) / "guidance.png"
         plot_tradeoff(path, results, grids, d.num_classes)

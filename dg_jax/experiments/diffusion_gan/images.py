@@ -9,56 +9,33 @@ variant) uses random smooth images instead, so the code path runs offline.
 from __future__ import annotations
 
 import pathlib
-import pickle
 
 import jax
-import ml_collections
 import numpy as np
 
 from dg_jax.checkpoint import write_json
-from dg_jax.data.digits import float_to_uint8, load_digits_float
+from dg_jax.data import images as image_data
+from dg_jax.data.digits import float_to_uint8
 from dg_jax.errors import check_finite, check_finite_array
 from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
 from dg_jax.eval.fid import fid_from_features
-from dg_jax.gan.trainer import train_gan
+from dg_jax.experiments.diffusion_gan.train import train_gan
+from dg_jax.gan.trainer import generate
 from dg_jax.metric_writers import log
 from dg_jax.parallel import process_slice
-from dg_jax.pipelines.diffusion_gan import generate
 
 
-def load_cifar10(path: str) -> np.ndarray:
-    """uint8 (50000, 32, 32, 3) training images from the python batches or an .npz."""
-    p = pathlib.Path(path)
-    if p.suffix == ".npz":
-        return np.load(p)["images"]
-    if not p.is_dir():
-        raise FileNotFoundError(f"data.path={path!r}: need cifar-10-batches-py/ or an .npz")
-    out = []
-    for i in range(1, 6):
-        with open(p / f"data_batch_{i}", "rb") as f:
-            d = pickle.load(f, encoding="bytes")  # the official CIFAR-10 python format
-        out.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    return np.concatenate(out)
-
-
-def synthetic_images(seed: int, n: int, res: int, channels: int) -> np.ndarray:
-    """Random smooth blobs in [-1, 1] (offline stand-in for the smoke variant)."""
-    rng = np.random.default_rng(seed)
-    u = np.linspace(-1, 1, res)
-    yy, xx = np.meshgrid(u, u, indexing="ij")
-    c = rng.uniform(-0.6, 0.6, (n, 2, 1, 1))
-    blob = np.exp(-((xx - c[:, 0]) ** 2 + (yy - c[:, 1]) ** 2) / 0.1)
-    colour = rng.uniform(0.3, 1.0, (n, 1, 1, channels))
-    return (2 * blob[..., None] * colour - 1).astype(np.float32)
-
-
-def load_images(config) -> np.ndarray:
+def load_images(run) -> np.ndarray:
+    """The experiment's training images in [-1, 1] (`dg_jax.data.images`): the digits, CIFAR-10
+    from data.path, or with data.synthetic the smooth blobs of the run's 'data' stream."""
+    config = run.config
     d = config.data
     if d.synthetic:
-        return synthetic_images(config.seed, 512, d.resolution, d.channels)
-    if config.experiment == "digits":
-        return load_digits_float(d.resolution)[0]
-    return load_cifar10(d.path).astype(np.float32) / 127.5 - 1.0
+        source, rng = "synthetic", run.streams.numpy("data", "synthetic")
+    else:
+        source, rng = ("digits" if config.experiment == "digits" else "cifar10"), None
+    return image_data.load_images(source, path=d.path, resolution=d.resolution,
+                                  channels=d.channels, rng=rng)[0]
 
 
 def save_grid(path: pathlib.Path, images: np.ndarray, cols: int = 10) -> None:
@@ -76,22 +53,23 @@ def save_grid(path: pathlib.Path, images: np.ndarray, cols: int = 10) -> None:
     plt.imsave(path, grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None)
 
 
-def run_images(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd) -> dict:
-    images = load_images(config)
+def run_images(run) -> dict:
+    """Both GANs on the experiment's images (`run` is a kit.setup.Run), then the evaluation."""
+    config, workdir, wd = run.config, run.workdir, run.wd
+    images = load_images(run)
     shape = images.shape[1:]
     rows = process_slice(config.train.batch_size)
     results = {}
     samples = {}
     for name in config.runs:
         def batch_fn(step):
-            rng = np.random.default_rng([config.seed, step])
+            rng = run.streams.numpy("data", step)  # the same batches for both runs
             return {"real": images[rng.integers(0, len(images), config.train.batch_size)][rows]}
 
         wd.start(name)
-        state, g_apply, _ = train_gan(config, workdir, name, shape, batch_fn, mesh,
-                                      enabled=name == "diffusion_gan")
+        state, g_apply, _ = train_gan(run, name, shape, batch_fn, enabled=name == "diffusion_gan")
         wd.finish(name)
-        samples[name] = generate(g_apply, state.ema_params, jax.random.PRNGKey(config.seed + 99),
+        samples[name] = generate(g_apply, state.g.ema_params, run.streams.key("sample"),
                                  config.eval.num_samples, config.model.z_dim, 1000)
         check_finite_array(samples[name], "evaluate", f"{name} generator samples")
         results[name] = {"final_T": int(state.diffusion.T) if name == "diffusion_gan" else 0,
@@ -101,8 +79,9 @@ def run_images(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, w
         if jax.process_index() == 0:
             save_grid(workdir / f"samples_{name}.png", samples[name])
     if config.experiment == "digits":
-        apply_fn, params, acc = train_digits_classifier(
-            config.data.resolution, config.seed, config.eval.classifier_steps)
+        # the evaluation network is the same for every seed (dg_jax.eval.digits_classifier)
+        apply_fn, params, acc = train_digits_classifier(config.data.resolution,
+                                                        steps=config.eval.classifier_steps)
         log(f"[eval] digits classifier train accuracy {acc:.4f}")
         real = digits_features(apply_fn, params, images)[1]
         results["classifier_accuracy"] = acc

@@ -11,34 +11,32 @@ Stages (config.stages):
   vlb         two small unconditional models trained for the same steps with the hybrid loss +
               importance sampling and with L_simple; VLB (bits/dim) of held-out images;
   sweep       guidance-weight sweeps for CG and CFG, scored by an independent classifier
-              (dg_jax.pipelines.guidance_sweep).
+              (dg_jax.experiments.guidance.sweep).
 Writes DIR/results.json (whatever the stages produced) and, for the sweep, DIR/guidance.png.
 """
 from __future__ import annotations
-
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import Checkpointer, write_json
+from dg_jax.checkpoint import write_json
 from dg_jax.errors import check_finite
-from dg_jax.metric_writers import log, make_writer
-from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
-from dg_jax.pipelines import guidance_models as GM
+from dg_jax.experiments.guidance import models as GM
+from dg_jax.experiments.kit.setup import Run, setup_run
+from dg_jax.metric_writers import log
+from dg_jax.parallel import check_divisible, process_slice
 from dg_jax.train.iddpm_train import (
     SCHEDULE_SAMPLERS,
     DiffusionTrainState,
     initial_loss_state,
     make_iddpm_train_step,
 )
-from dg_jax.train.loop import train_loop
 from dg_jax.train.noisy_classifier import make_noisy_classifier_step
 from dg_jax.train.state import TrainState, make_optimizer
 from dg_jax.validate import check_positive
-from dg_jax.workdir import Stage, Workdir
+from dg_jax.workdir import Stage
 
 STAGES = ("score", "classifier", "vlb", "sweep")
 FAMILIES = ("iddpm", "edm")
@@ -49,7 +47,7 @@ RESUME_SAFE_FIELDS = ("stages", "tensorboard", "score.train.log_every",
 WORKDIR_STAGES = (
     Stage("score", fields=("seed", "data", "score"), trains="score.train.num_steps",
           outputs=("checkpoints/score", "score")),
-    Stage("classifier", fields=("seed", "data", "classifier", "score.diffusion"),
+    Stage("classifier", fields=("seed", "data", "classifier", *GM.SCORE_DIFFUSION_FIELDS),
           trains="classifier.train.num_steps", outputs=("checkpoints/classifier", "classifier")),
     Stage("vlb", fields=("seed", "data", "vlb"), trains="vlb.train.num_steps",
           outputs=("checkpoints/vlb_hybrid_is", "checkpoints/vlb_simple", "vlb_hybrid_is",
@@ -71,8 +69,8 @@ def validate(config, mesh) -> None:
                          f"'score.schedule_sampler'); choose one of {list(SCHEDULE_SAMPLERS)}")
     if not 0.0 <= s.p_uncond < 1.0:
         raise ValueError(f"score.p_uncond={s.p_uncond} must lie in [0, 1)")
-    if s.p_uncond > 0 and not s.class_cond:
-        raise ValueError("score.p_uncond > 0 (label dropout) needs score.class_cond=True")
+    if s.p_uncond > 0 and not s.flags.class_cond:
+        raise ValueError("score.p_uncond > 0 (label dropout) needs score.flags.class_cond=True")
     check_divisible(s.train.batch_size, mesh, "score.train.batch_size")
     check_positive(config, ("score.train.num_steps", "score.train.log_every",
                             "score.train.checkpoint_every"))
@@ -81,9 +79,9 @@ def validate(config, mesh) -> None:
     if "vlb" in config.stages:
         check_divisible(config.vlb.train.batch_size, mesh, "vlb.train.batch_size")
     if "sweep" in config.stages:
-        if s.family != "iddpm" or not s.class_cond or s.p_uncond <= 0:
+        if s.family != "iddpm" or not s.flags.class_cond or s.p_uncond <= 0:
             raise ValueError("the 'sweep' stage needs an improved-DDPM score model trained with "
-                             "label dropout: score.family='iddpm', score.class_cond=True, "
+                             "label dropout: score.family='iddpm', score.flags.class_cond=True, "
                              "score.p_uncond > 0")
         check_divisible(config.sweep.batch_size, mesh, "sweep.batch_size")
         if config.sweep.num_samples % config.sweep.batch_size:
@@ -91,12 +89,12 @@ def validate(config, mesh) -> None:
                              f"of sweep.batch_size={config.sweep.batch_size}")
 
 
-def _batch_fn(config, images, labels, batch_size: int, stream: int, one_hot: int = 0):
+def _batch_fn(run: Run, images, labels, batch_size: int, name: str, one_hot: int = 0):
+    """Minibatches of stage `name` from the data stream (name, step)."""
     rows = process_slice(batch_size)
 
     def batch_fn(step):
-        idx = np.random.default_rng([config.seed, stream, step]).integers(0, len(images),
-                                                                          batch_size)[rows]
+        idx = run.streams.numpy("data", name, step).integers(0, len(images), batch_size)[rows]
         batch = {"images": images[idx]}
         if labels is not None:
             batch["labels"] = (np.eye(one_hot, dtype=np.float32)[labels[idx]] if one_hot
@@ -106,20 +104,11 @@ def _batch_fn(config, images, labels, batch_size: int, stream: int, one_hot: int
     return batch_fn
 
 
-def _fit(config, workdir, mesh, name: str, state, step_fn, batch_fn, t, steps_field: str):
-    """Resumes from checkpoints/<name>, runs the shared train loop, returns the final state."""
-    ckpt = Checkpointer(pathlib.Path(workdir) / "checkpoints" / name)
-    state, resumed = ckpt.restore_or(state)
-    if resumed:
-        log(f"[{name}] resumed from step {int(jax.device_get(state.step))}")
-    state = replicate(state, mesh)
-    step = jax.jit(step_fn, donate_argnums=0)
-    state = train_loop(state, step, batch_fn, num_steps=t.num_steps, mesh=mesh, checkpointer=ckpt,
-                       checkpoint_every=t.checkpoint_every, log_every=t.log_every,
-                       writer=make_writer(workdir, name, config.tensorboard), name=name,
-                       steps_field=steps_field)
-    ckpt.close()
-    return state
+def _fit(run: Run, name: str, state, step_fn, batch_fn, t, steps_field: str):
+    """`run.fit` with the step counts of train section `t`."""
+    return run.fit(name, state, step_fn, batch_fn, num_steps=t.num_steps,
+                   checkpoint_every=t.checkpoint_every, log_every=t.log_every,
+                   steps_field=steps_field)
 
 
 def _adamw(t, field: str):
@@ -127,42 +116,41 @@ def _adamw(t, field: str):
                           weight_decay=t.weight_decay, grad_clip=t.grad_clip, field=field)
 
 
-def train_iddpm(config, workdir, mesh, images, labels, *, name: str, unet_cfg, diff_cfg,
-                train_cfg, class_cond: bool, p_uncond: float, schedule_sampler: str,
-                seed_offset: int):
+def train_iddpm(run: Run, images, labels, *, name: str, unet_cfg, diff_cfg, train_cfg,
+                class_cond: bool, p_uncond: float, schedule_sampler: str):
     """Trains a guided-diffusion UNet with the improved-DDPM objective; returns
-    (unet, diffusion, state)."""
+    (unet, diffusion, state). Its init, train and data streams are named `name`."""
+    config = run.config
     d = config.data
     num_classes = (d.num_classes + (1 if p_uncond > 0 else 0)) if class_cond else None
-    diffusion = GM.make_diffusion(diff_cfg, field=f"{name}.diffusion")
+    diffusion = GM.make_diffusion(diff_cfg, field=f"{name}.flags")
     unet = GM.build_unet(unet_cfg, d, learn_sigma=bool(diff_cfg.learn_sigma),
-                         num_classes=num_classes, field=f"{name}.unet")
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), seed_offset)
+                         num_classes=num_classes, field=f"{name}.flags")
     x0 = jnp.zeros((1,) + images.shape[1:])
     y0 = jnp.zeros((1,), jnp.int32) if class_cond else None
-    params = unet.init(key, x0, jnp.zeros((1,), jnp.int32), y0)["params"]
+    params = unet.init(run.streams.key("init", name), x0, jnp.zeros((1,), jnp.int32), y0)["params"]
     tx = _adamw(train_cfg, f"{name}.train")
 
     def apply_fn(p, x_t, t_model, y, k):
         return unet.apply({"params": p}, x_t, t_model, y, train=True, rngs={"dropout": k})
 
-    state = DiffusionTrainState.create(params, tx, jax.random.fold_in(key, 1),
+    state = DiffusionTrainState.create(params, tx, run.streams.key("train", name),
                                        initial_loss_state(schedule_sampler, diffusion,
                                                           f"{name}.schedule_sampler"))
     step_fn = make_iddpm_train_step(apply_fn, diffusion, tx, ema_decay=train_cfg.ema_decay,
                                     schedule_sampler=schedule_sampler, p_uncond=p_uncond,
                                     null_label=d.num_classes if p_uncond > 0 else None)
-    batch_fn = _batch_fn(config, images, labels if class_cond else None,
-                         train_cfg.batch_size, seed_offset)
-    state = _fit(config, workdir, mesh, name, state, step_fn, batch_fn, train_cfg,
+    batch_fn = _batch_fn(run, images, labels if class_cond else None, train_cfg.batch_size,
+                         name)
+    state = _fit(run, name, state, step_fn, batch_fn, train_cfg,
                  f"{name.split('_')[0]}.train.num_steps")
     return unet, diffusion, state
 
 
-def train_edm(config, workdir, mesh, images, labels):
+def train_edm(run: Run, images, labels):
     """EDM's loss with its EMA half-life and learning-rate ramp; returns (precond, state)."""
+    config = run.config
     from dg_jax.models.edm_precond import edm_precond_from_kwargs
-    from dg_jax.train.edm_loss import ScoreTrainState
     from dg_jax.train.edm_train import edm_optimizer, make_edm_schedule_train_step
 
     s, d, t = config.score, config.data, config.score.train
@@ -172,62 +160,57 @@ def train_edm(config, workdir, mesh, images, labels):
                          f"{precond.img_resolution}x{precond.img_channels} images, data is "
                          f"{d.resolution}x{d.resolution}x{d.channels}")
     label_dim = precond.label_dim
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 21)
     y0 = jnp.zeros((1, label_dim)) if label_dim else None
-    params = precond.model.init(key, jnp.zeros((1,) + images.shape[1:]), jnp.zeros((1,)),
-                                y0)["params"]
+    params = precond.model.init(run.streams.key("init", "score"),
+                                jnp.zeros((1,) + images.shape[1:]), jnp.zeros((1,)), y0)["params"]
     tx = edm_optimizer(t.learning_rate, t.batch_size, s.edm.lr_rampup_kimg)
 
     def denoise(p, x, sigma, y, k):
         return precond(p, x, sigma, y, train=True, rngs={"dropout": k})
 
-    state = ScoreTrainState.create(params, tx, jax.random.fold_in(key, 1))
+    state = TrainState.create(params, tx, run.streams.key("train", "score"), ema=True)
     step_fn = make_edm_schedule_train_step(
         denoise, tx, batch_size=t.batch_size, ema_halflife_kimg=s.edm.ema_halflife_kimg,
         ema_rampup_ratio=s.edm.ema_rampup_ratio)
-    batch_fn = _batch_fn(config, images, labels if label_dim else None, t.batch_size, 21,
+    batch_fn = _batch_fn(run, images, labels if label_dim else None, t.batch_size, "score",
                          one_hot=label_dim)
-    return precond, _fit(config, workdir, mesh, "score", state, step_fn, batch_fn, t,
-                         "score.train.num_steps")
+    return precond, _fit(run, "score", state, step_fn, batch_fn, t, "score.train.num_steps")
 
 
-def train_classifier(config, workdir, mesh, images, labels, diffusion):
+def train_classifier(run: Run, images, labels, diffusion):
     """Noisy classifier on q_sample'd inputs; returns (model, params)."""
+    config = run.config
     c = config.classifier
-    model = GM.build_classifier(c.model, config.data)
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 31)
-    params = model.init(key, jnp.zeros((1,) + images.shape[1:]),
+    model = GM.build_classifier(c.flags, config.data)
+    params = model.init(run.streams.key("init", "classifier"), jnp.zeros((1,) + images.shape[1:]),
                         jnp.zeros((1,), jnp.int32))["params"]
     tx = _adamw(c.train, "classifier.train")
 
     def logits_fn(p, x_t, t_model, k):
         return model.apply({"params": p}, x_t, t_model, train=True, rngs={"dropout": k})
 
-    state = TrainState.create(params, tx, jax.random.fold_in(key, 1))
-    state = _fit(config, workdir, mesh, "classifier", state,
-                 make_noisy_classifier_step(logits_fn, diffusion, tx),
-                 _batch_fn(config, images, labels, c.train.batch_size, 31), c.train,
+    state = TrainState.create(params, tx, run.streams.key("train", "classifier"))
+    state = _fit(run, "classifier", state, make_noisy_classifier_step(logits_fn, diffusion, tx),
+                 _batch_fn(run, images, labels, c.train.batch_size, "classifier"), c.train,
                  "classifier.train.num_steps")
     return model, state.params
 
 
-def vlb_stage(config, workdir, mesh, train_images, heldout) -> dict:
+def vlb_stage(run: Run, train_images, heldout) -> dict:
     """Bits/dim on held-out images of two models trained for equal steps: 'hybrid_is'
     (learned-range variance, L_simple + L_vlb, loss-second-moment t) and 'simple' (fixed
     variance, L_simple, uniform t)."""
     from dg_jax.diffusion.iddpm_losses import calc_bpd_loop
 
-    v = config.vlb
+    v = run.config.vlb
     out = {}
-    variants = {"hybrid_is": (True, "loss-second-moment", 41),
-                "simple": (False, "uniform", 42)}
-    for name, (learn_sigma, sampler, offset) in variants.items():
-        dcfg = ml_collections.ConfigDict(v.diffusion.to_dict())
+    variants = {"hybrid_is": (True, "loss-second-moment"), "simple": (False, "uniform")}
+    for name, (learn_sigma, sampler) in variants.items():
+        dcfg = ml_collections.ConfigDict(v.flags.to_dict())
         dcfg.learn_sigma = learn_sigma
         unet, diffusion, state = train_iddpm(
-            config, workdir, mesh, train_images, None, name=f"vlb_{name}", unet_cfg=v.unet,
-            diff_cfg=dcfg, train_cfg=v.train, class_cond=False, p_uncond=0.0,
-            schedule_sampler=sampler, seed_offset=offset)
+            run, train_images, None, name=f"vlb_{name}", unet_cfg=dcfg, diff_cfg=dcfg,
+            train_cfg=v.train, class_cond=False, p_uncond=0.0, schedule_sampler=sampler)
         params = jax.device_get(state.ema_params)
 
         @jax.jit
@@ -235,7 +218,7 @@ def vlb_stage(config, workdir, mesh, train_images, heldout) -> dict:
             fn = lambda x_t, t: unet.apply({"params": params}, x_t, t)  # noqa: E731
             return calc_bpd_loop(diffusion, fn, x, key)["total_bpd"]
 
-        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 43)
+        key = run.streams.key("eval", "vlb", name)
         vals = [np.asarray(bpd(jnp.asarray(heldout[i:i + v.eval_batch_size]),
                                jax.random.fold_in(key, i)))
                 for i in range(0, len(heldout), v.eval_batch_size)]
@@ -245,12 +228,9 @@ def vlb_stage(config, workdir, mesh, train_images, heldout) -> dict:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
-    workdir = pathlib.Path(workdir)
-    mesh = make_mesh()
-    validate(config, mesh)
-    wd = Workdir(workdir, "guidance_train", config.to_dict(), WORKDIR_STAGES,
-                 ignore=RESUME_SAFE_FIELDS, source=source)
-    wd.check()
+    r = setup_run(config, workdir, "guidance_train", WORKDIR_STAGES, validate=validate,
+                  ignore=RESUME_SAFE_FIELDS, source=source)
+    workdir, wd = r.workdir, r.wd
     images, labels = GM.load_data(config.data)
     wd.open()
     train_images, train_labels, heldout = GM.split_holdout(images, labels, config.data.holdout)
@@ -260,30 +240,28 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
     if "score" in config.stages or "sweep" in config.stages:
         wd.start("score")
         if s.family == "edm":
-            _, score_state = train_edm(config, workdir, mesh, train_images, train_labels)
+            _, score_state = train_edm(r, train_images, train_labels)
         else:
             unet, diffusion, score_state = train_iddpm(
-                config, workdir, mesh, train_images, train_labels, name="score",
-                unet_cfg=s.unet, diff_cfg=s.diffusion, train_cfg=s.train,
-                class_cond=s.class_cond, p_uncond=s.p_uncond,
-                schedule_sampler=s.schedule_sampler, seed_offset=11)
+                r, train_images, train_labels, name="score", unet_cfg=s.flags,
+                diff_cfg=s.flags, train_cfg=s.train, class_cond=s.flags.class_cond,
+                p_uncond=s.p_uncond, schedule_sampler=s.schedule_sampler)
         results["score_steps"] = int(jax.device_get(score_state.step))
         wd.finish("score")
     if "classifier" in config.stages or "sweep" in config.stages:
         wd.start("classifier")
-        clf_diffusion = diffusion or GM.make_diffusion(s.diffusion)
-        clf, clf_params = train_classifier(config, workdir, mesh, train_images, train_labels,
-                                           clf_diffusion)
+        clf_diffusion = diffusion or GM.make_diffusion(s.flags)
+        clf, clf_params = train_classifier(r, train_images, train_labels, clf_diffusion)
         wd.finish("classifier")
     if "vlb" in config.stages:
         wd.start("vlb")
-        results["vlb_bits_per_dim"] = vlb_stage(config, workdir, mesh, train_images, heldout)
+        results["vlb_bits_per_dim"] = vlb_stage(r, train_images, heldout)
         wd.finish("vlb")
     if "sweep" in config.stages:
-        from dg_jax.pipelines.guidance_sweep import sweep_stage
+        from dg_jax.experiments.guidance.sweep import sweep_stage
 
         wd.start("sweep")
-        results.update(sweep_stage(config, workdir, mesh, unet,
+        results.update(sweep_stage(r, unet,
                                    jax.device_get(score_state.ema_params), clf,
                                    jax.device_get(clf_params), images))
         wd.finish("sweep")

@@ -6,6 +6,7 @@ import pathlib
 import jax
 import numpy as np
 
+from dg_jax import rng
 from dg_jax.checkpoint import write_json
 from dg_jax.data import shards
 from dg_jax.errors import ConfigError, check_finite
@@ -65,13 +66,13 @@ def _batches(images, size):
 
 def path_log_ratios(config, sampler_factory, precond, score_params, disc, disc_params, n: int):
     """Mean discriminator log ratio per sampling step, with and without DG (DG's Fig. 7)."""
-    from dg_jax.pipelines.sample_shards import latents_and_labels
+    from dg_jax.experiments.kit.sample_shards import latents_and_labels
 
-    lat, lab = latents_and_labels(config, jax.random.PRNGKey(config.seed + 99), n)
+    lat, lab, noise_key = latents_and_labels(config, rng.key(config.seed, "eval", "log_ratio"), n)
     curves = {}
     for name, weight in (("no_dg", 0.0), ("dg", config.dg.weight_1st)):
         fn = sampler_factory(config, precond, score_params, disc.bind(disc_params), weight)
-        _, lr = fn(lat, lab, True)
+        _, lr = fn(lat, lab, noise_key, True)
         lr = np.asarray(lr)
         finite = np.isfinite(lr)  # outside DG's time window the log ratio is +inf: left out
         counts = finite.sum(axis=1)

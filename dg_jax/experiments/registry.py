@@ -2,10 +2,10 @@
 import importlib
 
 PIPELINES = {
-    "toy2d": "dg_jax.pipelines.toy2d:run",
-    "diffusion_gan": "dg_jax.pipelines.diffusion_gan:run",
-    "dg_images": "dg_jax.pipelines.dg_images:run",
-    "guidance_train": "dg_jax.pipelines.guidance_train:run",
+    "toy2d": "dg_jax.experiments.toy2d.pipeline:run",
+    "diffusion_gan": "dg_jax.experiments.diffusion_gan.pipeline:run",
+    "dg_images": "dg_jax.experiments.dg_images.pipeline:run",
+    "guidance_train": "dg_jax.experiments.guidance.pipeline:run",
 }
 
 

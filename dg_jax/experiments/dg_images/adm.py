@@ -14,10 +14,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dg_jax import rng as streams
 from dg_jax.diffusion.iddpm import diffusion_from_flags, model_timesteps
 from dg_jax.errors import ConfigError
+from dg_jax.guidance.cfg import classifier_guidance_cond_fn
 from dg_jax.guidance.discriminator import dg_cond_fn, log_ratio_from_logit, sum_cond_fns
-from dg_jax.samplers.ddpm import classifier_cond_fn, ddim_sample, ddpm_sample
+from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 
 
 @dataclasses.dataclass
@@ -44,7 +46,7 @@ def build_adm_score(config) -> AdmScore:
         module = unet_from_flags(flags)
         size = module.image_size
         y = jnp.zeros((1,), jnp.int32) if module.num_classes else None
-        params = module.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, size, size, 3)),
+        params = module.init(streams.key(config.seed, "init", "score"), jnp.zeros((1, size, size, 3)),
                              jnp.zeros((1,), jnp.int32), y)
     else:
         raise ConfigError(f"score.source {s.source!r} is not available for score.family='adm'; "
@@ -62,13 +64,11 @@ def _classifier_cond(config):
     cg = config.cg
     if not cg.scale:
         return None
-    from dg_jax.convert.saved import load_converted
+    from dg_jax.convert.saved import load_weights
 
-    conv = load_converted(cg.classifier)
-    if conv.kind != "adm_classifier" or conv.arch.get("dg_time", True):
-        raise ConfigError(f"cg.classifier {cg.classifier} must be a noisy classifier converted "
-                         "with --kind=adm_classifier --integer_time")
-    return classifier_cond_fn(lambda x, t: conv.model.apply(conv.params, x, t), cg.scale)
+    conv = load_weights(cg.classifier, "adm_classifier", field="cg.classifier",
+                        require={"dg_time": False})  # a noisy classifier: integer timesteps
+    return classifier_guidance_cond_fn(lambda x, t: conv.model.apply(conv.params, x, t), cg.scale)
 
 
 def make_adm_sampler(config, score: AdmScore, logit_fn=None, dg_weight: float = 0.0):
@@ -81,11 +81,10 @@ def make_adm_sampler(config, score: AdmScore, logit_fn=None, dg_weight: float = 
     cond = sum_cond_fns(dg, _classifier_cond(config))
     model_fn = lambda x, t, y: score.module.apply(score.params, x, t, y)  # noqa: E731
     sampler = ddim_sample if s.respacing.startswith("ddim") else ddpm_sample
-    rng = jax.random.PRNGKey(config.seed + 7)
 
-    def run(latents, labels, return_log_ratio=False):
+    def run(latents, labels, noise_key, return_log_ratio=False):
         y = labels if score.module.num_classes else None
-        out = sampler(diffusion, model_fn, latents.astype(jnp.float32), y=y, rng=rng,
+        out = sampler(diffusion, model_fn, latents.astype(jnp.float32), y=y, rng=noise_key,
                       cond_fn=cond, return_trajectory=return_log_ratio)
         if not return_log_ratio:
             return out
@@ -97,4 +96,4 @@ def make_adm_sampler(config, score: AdmScore, logit_fn=None, dg_weight: float = 
                 states, jnp.asarray(t_model, jnp.float32))
         return x, ratios
 
-    return jax.jit(run, static_argnums=2)
+    return jax.jit(run, static_argnums=3)

@@ -20,27 +20,28 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import Checkpointer, write_json
+from dg_jax import rng
+from dg_jax.checkpoint import write_json
 from dg_jax.data import shards
 from dg_jax.diffusion.processes import make_process, sigma_to_vp
 from dg_jax.errors import ConfigError, check_finite, check_finite_array
 from dg_jax.eval.distances import energy_distance
+from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.guidance.discriminator import (
     dg_correction_fn,
     exact_log_ratio_correction,
     guide_denoiser,
     validate_window,
 )
-from dg_jax.metric_writers import log, make_writer
+from dg_jax.metric_writers import log
 from dg_jax.models.mlp import TimeMLP
-from dg_jax.parallel import check_divisible, data_sharding, gather, make_mesh, process_slice
+from dg_jax.parallel import check_divisible, data_sharding, gather, process_slice
 from dg_jax.samplers.edm import edm_sigma_steps, get_sampler
 from dg_jax.toy.gmm import GaussianMixture, log_ratio
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
-from dg_jax.train.loop import train_loop
 from dg_jax.train.state import TrainState, make_optimizer
 from dg_jax.validate import check_positive
-from dg_jax.workdir import Stage, Workdir
+from dg_jax.workdir import Stage
 
 ROWS = ("wrong_score", "dg", "exact_correction", "true_score")
 # fields that may change between runs of one workdir without redoing anything
@@ -143,7 +144,7 @@ def generate_fake(config, wrong_sampler, mesh, path: pathlib.Path, reuse: bool):
         log(f"[generate] reusing {path}")
         return shards.load_npz(path)["samples"]
     t0 = time.perf_counter()
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+    key = rng.key(config.seed, "generate")
     samples = sample_in_batches(wrong_sampler, key, config.generate.num_samples,
                                 config.generate.batch_size, 2, mesh)
     check_finite_array(samples, "generate", "samples of the wrong model")
@@ -153,38 +154,26 @@ def generate_fake(config, wrong_sampler, mesh, path: pathlib.Path, reuse: bool):
     return samples
 
 
-def train_discriminator(config, workdir: pathlib.Path, real: GaussianMixture, fake: np.ndarray,
-                        mesh, disc):
+def train_discriminator(run: Run, real: GaussianMixture, fake: np.ndarray, disc):
     model, process, logit_fn = disc
-    c = config.disc
-    key = jax.random.PRNGKey(config.seed)
-    params = model.init(jax.random.fold_in(key, 2), jnp.zeros((1, 2)), jnp.zeros((1,)))
+    c = run.config.disc
+    params = model.init(run.streams.key("init", "disc"), jnp.zeros((1, 2)), jnp.zeros((1,)))
     tx = make_optimizer(c.optimizer, c.learning_rate, schedule=c.get("lr_schedule", "constant"),
                         decay_steps=c.num_steps, field="disc.optimizer")
-    state = TrainState.create(params, tx, jax.random.fold_in(key, 3))
-    checkpointer = Checkpointer(workdir / "checkpoints" / "disc")
-    state, resumed = checkpointer.restore_or(state)
-    if resumed:
-        log(f"[train] resumed from step {int(state.step)} in {checkpointer.directory}")
-    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-    step_fn = jax.jit(make_train_step(logit_fn, tx, process=process,
-                                      time_sampling=c.time_sampling, t_min=c.t_min),
-                      donate_argnums=0)
+    state = TrainState.create(params, tx, run.streams.key("train", "disc"))
+    step_fn = make_train_step(logit_fn, tx, process=process, time_sampling=c.time_sampling,
+                              t_min=c.t_min)
     rows = process_slice(c.batch_size)
-    data_key = jax.random.fold_in(key, 4)
+    real_key = run.streams.key("data", "real")
 
     def batch_fn(step):
-        rng = np.random.default_rng([config.seed, step])
-        idx = rng.integers(0, len(fake), c.batch_size)[rows]
-        real_x = np.asarray(real.sample(jax.random.fold_in(data_key, step), c.batch_size))[rows]
+        idx = run.streams.numpy("data", "fake", step).integers(0, len(fake), c.batch_size)[rows]
+        real_x = np.asarray(real.sample(jax.random.fold_in(real_key, step), c.batch_size))[rows]
         return {"real": real_x, "fake": fake[idx]}
 
-    writer = make_writer(workdir, "disc", config.tensorboard)
-    state = train_loop(state, step_fn, batch_fn, num_steps=c.num_steps, mesh=mesh,
-                       checkpointer=checkpointer, checkpoint_every=c.checkpoint_every,
-                       log_every=c.log_every, writer=writer, name="train",
-                       steps_field="disc.num_steps")
-    checkpointer.close()
+    state = run.fit("disc", state, step_fn, batch_fn, num_steps=c.num_steps,
+                    checkpoint_every=c.checkpoint_every, log_every=c.log_every,
+                    steps_field="disc.num_steps")
     return state.params
 
 
@@ -211,12 +200,10 @@ def gap_closed(rows, name):
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
-    workdir = pathlib.Path(workdir)
-    mesh = make_mesh()
-    validate(config, mesh)
-    wd = Workdir(workdir, "toy2d", config.to_dict(), STAGES, ignore=RESUME_SAFE_FIELDS,
-                 source=source)
-    wd.open()  # refuses another experiment or incompatible changes before any work
+    r = setup_run(config, workdir, "toy2d", STAGES, validate=validate,
+                  ignore=RESUME_SAFE_FIELDS, source=source)
+    workdir, mesh, wd = r.workdir, r.mesh, r.wd
+    wd.open()
     real, wrong = mixtures(config)
     disc = build_discriminator(config)
 
@@ -226,13 +213,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
     fake = generate_fake(config, plain["wrong_score"], mesh, workdir / "fake_samples.npz", reuse)
     wd.finish("generate")
     wd.start("train")
-    disc_params = train_discriminator(config, workdir, real, fake, mesh, disc)
+    disc_params = train_discriminator(r, real, fake, disc)
     wd.finish("train")
 
     wd.start("evaluate")
     samplers, traj_samplers, sigmas = make_samplers(config, real, wrong, disc[2], disc[1],
                                                     disc_params)
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)  # same latents for every row
+    key = r.streams.key("sample")  # the same latents for every row
     e = config.eval
     samples = {}
     for name in ROWS:
@@ -240,7 +227,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
         samples[name] = sample_in_batches(samplers[name], key, e.num_samples, e.batch_size, 2, mesh)
         check_finite_array(samples[name], "sample", f"row {name!r}")
         log(f"[sample] {name}: {e.num_samples} samples in {time.perf_counter() - t0:.1f}s")
-    reference = np.asarray(real.sample(jax.random.fold_in(jax.random.PRNGKey(config.seed), 6),
+    reference = np.asarray(real.sample(r.streams.key("eval", "reference"),
                                        e.num_samples))
     rows = evaluate_rows(samples, real, reference)
     results = {"rows": rows, "gap_closed_dg": gap_closed(rows, "dg"),
@@ -254,7 +241,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
             for name in ROWS}
     write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        from dg_jax.pipelines.toy2d_plot import plot_toy2d
+        from dg_jax.experiments.toy2d.plot import plot_toy2d
 
         plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real,
                    log_ratio_pair(real, wrong, disc), disc, disc_params)
@@ -284,10 +271,11 @@ def log_ratio_rmse(config, real, wrong, disc, disc_params) -> dict:
     _, process, _ = disc
     pair = log_ratio_pair(real, wrong, disc)
     out = {}
-    x0 = real.sample(jax.random.PRNGKey(123), 4096)
+    x0 = real.sample(rng.key(config.seed, "eval", "log_ratio_points"), 4096)
+    noise = jax.random.normal(rng.key(config.seed, "eval", "log_ratio_noise"), x0.shape)
     for tau in config.eval.plot_taus:
         sigma = process.sigma(jnp.full((x0.shape[0],), tau))
-        x = x0 + sigma[:, None] * jax.random.normal(jax.random.PRNGKey(7), x0.shape)
+        x = x0 + sigma[:, None] * noise
         learned, exact = pair(disc_params, x, jnp.float32(tau))
         out[f"tau={tau}"] = float(jnp.sqrt(jnp.mean((learned - exact) ** 2)))
     return out

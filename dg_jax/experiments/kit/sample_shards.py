@@ -1,13 +1,13 @@
 """Sampling into shards from one process or many (a multi-process `write_sample_shards`).
 
-Every process draws the same global latents and labels (fold_in(key, shard * 100003 + batch),
-as dg_images does), places only its own rows on its devices, runs the sharded sampler, and reads
-back only the rows its devices hold; a shard's batches are all dispatched before any is read
-back. With one process it writes `samples_NNNNNN.npz`; with several, each process writes its
-own part of every shard (`shards.write_part`, no file touched by two processes) and, after a
-barrier, process 0 alone checks every part and writes the manifest. Readers
-(`shards.read_shards`) see the same images in the same order either way. The workdir must be
-a file system all processes share.
+Every process draws the same global latents, labels and sampler noise key from the batch key
+fold_in(key, shard * 100003 + batch), places only its own rows on its devices, runs the sharded
+sampler, and reads back only the rows its devices hold; a shard's batches are all dispatched
+before any is read back. With one process it writes `samples_NNNNNN.npz`; with several, each
+process writes its own part of every shard (`shards.write_part`, no file touched by two
+processes) and, after a barrier, process 0 alone checks every part and writes the manifest.
+Readers (`shards.read_shards`) see the same images in the same order either way. The workdir
+must be a file system all processes share.
 """
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ SHARD_STRIDE = 100003  # fold_in index of batch j of shard s: s * SHARD_STRIDE +
 
 
 def latents_and_labels(config, key, batch):
-    """Global latents (batch, R, R, C) and labels (or None) of one sampling batch."""
+    """Global latents (batch, R, R, C), labels (or None) and the sampler's noise key (per-step
+    noise of stochastic samplers: churn, boosting, DDPM) of one sampling batch."""
     shape = (batch, config.data.resolution, config.data.resolution, config.data.channels)
-    k_lat, k_lab = jax.random.split(key)
+    k_lat, k_lab, k_noise = jax.random.split(key, 3)
     latents = jax.random.normal(k_lat, shape)
     labels = None
     if config.data.num_classes:
         labels = jax.random.randint(k_lab, (batch,), 0, config.data.num_classes)
-    return latents, labels
+    return latents, labels, k_noise
 
 
 def _done(out_dir, s: int) -> bool:
@@ -42,8 +43,9 @@ def _done(out_dir, s: int) -> bool:
 
 def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batch: int,
                         shard_size: int, key, mesh, name: str) -> None:
-    """Samples `num` images into numbered shards (this process's rows only); shards (or parts)
-    already on disk are skipped, so an interrupted run resumes where it stopped."""
+    """Samples `num` images into numbered shards (this process's rows only) with
+    `sample_fn(latents, labels, noise_key)`; shards (or parts) already on disk are skipped, so
+    an interrupted run resumes where it stopped."""
     if shard_size % batch:
         raise ValueError(f"[{name}] shard_size={shard_size} must be a multiple of "
                          f"batch_size={batch}")
@@ -62,10 +64,11 @@ def write_sample_shards(config, out_dir: pathlib.Path, sample_fn, num: int, batc
     for s in todo:
         outs = []  # dispatch the whole shard first: no host sync between its batches
         for j in range(shard_size // batch):
-            lat, lab = latents_and_labels(config, jax.random.fold_in(key, s * SHARD_STRIDE + j),
-                                          batch)
+            lat, lab, noise_key = latents_and_labels(
+                config, jax.random.fold_in(key, s * SHARD_STRIDE + j), batch)
             outs.append((sample_fn(put_global(lat, sharding),
-                                   None if lab is None else put_global(lab, sharding)), lab))
+                                   None if lab is None else put_global(lab, sharding),
+                                   noise_key), lab))
         images, labels, rows = [], [], []
         n = min(shard_size, num - s * shard_size)
         for j, (x, lab) in enumerate(outs):

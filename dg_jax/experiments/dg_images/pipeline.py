@@ -21,23 +21,22 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dg_jax.checkpoint import Checkpointer
 from dg_jax.data import shards
 from dg_jax.diffusion.processes import VP
 from dg_jax.errors import ConfigError, read_json
+from dg_jax.experiments.dg_images import models as M
+from dg_jax.experiments.kit.sample_shards import write_sample_shards
+from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
-from dg_jax.metric_writers import log, make_writer
-from dg_jax.parallel import check_divisible, make_mesh, process_slice, replicate
-from dg_jax.pipelines import dg_images_models as M
-from dg_jax.pipelines.sample_shards import write_sample_shards
+from dg_jax.metric_writers import log
+from dg_jax.parallel import check_divisible, process_slice
 from dg_jax.samplers.edm import edm_sigma_steps
 from dg_jax.samplers.edm_gpp import edm_gpp_sample
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
-from dg_jax.train.edm_loss import ScoreTrainState, make_edm_train_step
-from dg_jax.train.loop import train_loop
+from dg_jax.train.edm_loss import make_edm_train_step
 from dg_jax.train.state import TrainState, make_optimizer
 from dg_jax.validate import check_choice, check_positive
-from dg_jax.workdir import Stage, Workdir
+from dg_jax.workdir import Stage
 
 STAGES = ("score", "generate", "disc", "sample", "evaluate")
 # fields that may change between runs of one workdir without redoing anything
@@ -142,9 +141,9 @@ def needs_real_data(config) -> bool:
 
 
 def make_any_sampler(config, model, params, logit_fn=None, dg_weight: float = 0.0):
-    """jit(latents, labels[, return_log_ratio]) for the score family in the config."""
+    """jit(latents, labels, noise_key[, return_log_ratio]) for the score family in the config."""
     if config.score.family == "adm":
-        from dg_jax.pipelines.dg_images_adm import make_adm_sampler
+        from dg_jax.experiments.dg_images.adm import make_adm_sampler
 
         return make_adm_sampler(config, model, logit_fn, dg_weight)
     return make_sampler(config, model, params, logit_fn, dg_weight)
@@ -163,15 +162,16 @@ def build_score(config):
     initialised (EDM), or (AdmScore, None) for a guided-diffusion UNet. Built before any work:
     its errors (path, kind, resolution, labels) name the field."""
     if config.score.family == "adm":
-        from dg_jax.pipelines.dg_images_adm import build_adm_score
+        from dg_jax.experiments.dg_images.adm import build_adm_score
 
         return build_adm_score(config), None
     return M.build_score_model(config)
 
 
-def score_stage(config, workdir: pathlib.Path, real, mesh, built):
+def score_stage(run: Run, real, built):
     """Returns (model, params) of the score model: `built` (see build_score), trained with EDM's
     loss when score.source='train'."""
+    config = run.config
     precond, params = built
     if config.score.source != "train":
         return precond, params
@@ -179,38 +179,32 @@ def score_stage(config, workdir: pathlib.Path, real, mesh, built):
     images, labels = real
     tx = make_optimizer(c.optimizer, c.learning_rate, warmup_steps=c.warmup_steps,
                         field="score.train.optimizer")
-    state = ScoreTrainState.create(params, tx, jax.random.fold_in(jax.random.PRNGKey(config.seed), 11))
-    ckpt = Checkpointer(workdir / "checkpoints" / "score")
-    state, resumed = ckpt.restore_or(state)
-    if resumed:
-        log(f"[score] resumed from step {int(state.step)}")
-    state = replicate(state, mesh)
+    state = TrainState.create(params, tx, run.streams.key("train", "score"), ema=True)
 
     def denoise(p, x, sigma, y, key):
         return precond(p, x, sigma, y, train=True, rngs={"dropout": key})
 
-    step = jax.jit(make_edm_train_step(denoise, tx, ema_decay=c.ema_decay), donate_argnums=0)
+    step = make_edm_train_step(denoise, tx, ema_decay=c.ema_decay)
     num_classes = config.data.num_classes
 
     def batch_fn(i):
-        idx = np.random.default_rng([config.seed, 1, i]).integers(0, len(images), c.batch_size)
+        idx = run.streams.numpy("data", "score", i).integers(0, len(images), c.batch_size)
         idx = idx[process_slice(c.batch_size)]  # this process's rows of the global batch
         batch = {"images": images[idx]}
         if num_classes:
             batch["labels"] = np.eye(num_classes, dtype=np.float32)[labels[idx]]
         return batch
 
-    state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
-                       checkpoint_every=c.checkpoint_every, log_every=c.log_every,
-                       writer=make_writer(workdir, "score", config.tensorboard), name="score",
-                       steps_field="score.train.num_steps")
-    ckpt.close()
+    state = run.fit("score", state, step, batch_fn, num_steps=c.num_steps,
+                    checkpoint_every=c.checkpoint_every, log_every=c.log_every,
+                    steps_field="score.train.num_steps")
     return precond, state.ema_params
 
 
 # ------------------------------------------------------------------------------------- sampling
 def make_sampler(config, precond, score_params, logit_fn=None, dg_weight: float = 0.0):
-    """jit(latents, labels) -> samples: EDM Heun (dg_weight 0) or EDM-G++."""
+    """jit(latents, labels, noise_key[, return_log_ratio]) -> samples: EDM Heun (dg_weight 0)
+    or EDM-G++; `noise_key` draws the per-step noise of churn and boosting."""
     sigmas = sigma_table(config, precond)
     s, d = config.sampler, config.dg
     num_classes = config.data.num_classes
@@ -221,18 +215,18 @@ def make_sampler(config, precond, score_params, logit_fn=None, dg_weight: float 
                                 with_log_ratio=True)
         corr = _with_classifier_guidance(config, corr, dg_weight)
 
-    def run(latents, labels, return_log_ratio=False):
+    def run(latents, labels, noise_key, return_log_ratio=False):
         onehot = None if labels is None else jax.nn.one_hot(labels, num_classes)
         denoise = lambda x, sig, y: precond(score_params, x, sig, y)  # noqa: E731
         return edm_gpp_sample(
             denoise, latents.astype(jnp.float32), sigmas,
             corr if corr is not None else (lambda x, sig, y: (jnp.zeros_like(x), jnp.zeros(x.shape[:1]))),
             labels=onehot, weight_1st=dg_weight, weight_2nd=d.weight_2nd if dg_weight else 0.0,
-            boosting=bool(d.boosting) and dg_weight != 0, rng=jax.random.PRNGKey(config.seed + 7),
+            boosting=bool(d.boosting) and dg_weight != 0, rng=noise_key,
             S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise,
             round_sigma=precond.round_sigma, return_log_ratio=return_log_ratio)
 
-    return jax.jit(run, static_argnums=2)
+    return jax.jit(run, static_argnums=3)
 
 
 def _with_classifier_guidance(config, corr, dg_weight):
@@ -245,11 +239,10 @@ def _with_classifier_guidance(config, corr, dg_weight):
     if not dg_weight:
         raise ValueError("cg.scale with dg.weight_1st=0 is not supported by EDM-G++ here; set a "
                          "DG weight")
-    from dg_jax.convert.saved import load_converted
+    from dg_jax.convert.saved import load_weights
 
-    conv = load_converted(cg.classifier)
-    if conv.kind != "adm_classifier":
-        raise ValueError(f"cg.classifier {cg.classifier} holds a {conv.kind!r} network")
+    conv = load_weights(cg.classifier, "adm_classifier", field="cg.classifier",
+                        require={"dg_time": True})
 
     def class_log_prob(x_vp, tau, labels):
         logits = conv.model.apply(conv.params, x_vp, tau)
@@ -266,32 +259,27 @@ def _with_classifier_guidance(config, corr, dg_weight):
 
 
 # ---------------------------------------------------------------------------------------- disc
-def disc_stage(config, workdir, real, mesh, disc):
+def disc_stage(run: Run, real, disc):
     """Trains the discriminator `disc` (M.build_discriminator) on real vs generated images."""
+    config = run.config
     c = config.disc
-    fake_images, fake_labels = shards.read_shards(workdir / "fake")
+    fake_images, fake_labels = shards.read_shards(run.workdir / "fake")
     M.check_fake_matches(config, fake_images, fake_labels)
     fake = shards.to_float(fake_images)
     images, labels = real
     tx = make_optimizer(c.optimizer, c.learning_rate, field="disc.optimizer")
-    state = TrainState.create(disc.trainable, tx, jax.random.fold_in(jax.random.PRNGKey(config.seed), 12))
-    ckpt = Checkpointer(workdir / "checkpoints" / "disc")
-    state, resumed = ckpt.restore_or(state)
-    if resumed:
-        log(f"[disc] resumed from step {int(state.step)}")
-    state = replicate(state, mesh)
+    state = TrainState.create(disc.trainable, tx, run.streams.key("train", "disc"))
     conditional = bool(c.conditional)
     draws = int(c.get("precompute_draws", 0))
     if draws:
-        step, batch_fn = _precomputed_head_training(config, disc, tx, real, (fake, fake_labels),
+        step, batch_fn = _precomputed_head_training(run, disc, tx, real, (fake, fake_labels),
                                                     draws)
     else:
-        step = jax.jit(make_train_step(disc.logit, tx, process=DG_PROCESS,
-                                       time_sampling=c.time_sampling, t_min=c.t_min),
-                       donate_argnums=0)
+        step = make_train_step(disc.logit, tx, process=DG_PROCESS,
+                               time_sampling=c.time_sampling, t_min=c.t_min)
 
         def batch_fn(i):
-            rng = np.random.default_rng([config.seed, 2, i])
+            rng = run.streams.numpy("data", "disc", i)
             rows = process_slice(c.batch_size)  # this process's rows of the global batch
             ri = rng.integers(0, len(images), c.batch_size)[rows]
             fi = rng.integers(0, len(fake), c.batch_size)[rows]
@@ -300,15 +288,13 @@ def disc_stage(config, workdir, real, mesh, disc):
                 batch["real_labels"], batch["fake_labels"] = labels[ri], fake_labels[fi]
             return batch
 
-    state = train_loop(state, step, batch_fn, num_steps=c.num_steps, mesh=mesh, checkpointer=ckpt,
-                       checkpoint_every=c.checkpoint_every, log_every=c.log_every,
-                       writer=make_writer(workdir, "disc", config.tensorboard), name="disc",
-                       steps_field="disc.num_steps")
-    ckpt.close()
+    state = run.fit("disc", state, step, batch_fn, num_steps=c.num_steps,
+                    checkpoint_every=c.checkpoint_every, log_every=c.log_every,
+                    steps_field="disc.num_steps")
     return disc, state.params
 
 
-def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
+def _precomputed_head_training(run: Run, disc, tx, real, fake, draws: int):
     """(train step, batch_fn) of the head on frozen classifier features computed once for
     `draws` (tau, noise) draws of every real and generated image (disc.precompute_draws)."""
     from dg_jax.train.precomputed_features import (
@@ -316,13 +302,14 @@ def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
         precompute_features,
     )
 
+    config = run.config
     c = config.disc
     if disc.features is None:
         raise ValueError(f"disc.precompute_draws={draws} needs a discriminator with frozen "
                          f"features (disc.kind='adm'); disc.kind={c.kind!r} has none")
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 14)
+    key = run.streams.key("train", "disc", "precompute")
     pools = []  # filled at the first batch, so a finished (resumed) run computes nothing
-    step = jax.jit(make_head_train_step(disc.head_logit, tx), donate_argnums=0)
+    step = make_head_train_step(disc.head_logit, tx)
     targets = np.concatenate([np.ones(c.batch_size), np.zeros(c.batch_size)]).astype(np.float32)
 
     def batch_fn(i):
@@ -332,7 +319,7 @@ def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
                 process=DG_PROCESS, time_sampling=c.time_sampling, t_min=c.t_min,
                 batch_size=config.generate.batch_size, name=f"disc {name}")
                 for k, (name, (images, _)) in enumerate((("real", real), ("fake", fake))))
-        rng = np.random.default_rng([config.seed, 2, i])
+        rng = run.streams.numpy("data", "disc", i)
         picks = [rng.integers(0, len(p["tau"]), c.batch_size) for p in pools]
         rows = process_slice(2 * c.batch_size)  # this process's rows of the global batch
         batch = {"feats": np.concatenate([p["feats"][j] for p, j in zip(pools, picks)])[rows],
@@ -348,12 +335,9 @@ def _precomputed_head_training(config, disc, tx, real, fake, draws: int):
 
 # ------------------------------------------------------------------------------------------ run
 def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
-    workdir = pathlib.Path(workdir)
-    mesh = make_mesh()
-    validate(config, mesh)
-    wd = Workdir(workdir, "dg_images", config.to_dict(), workdir_stages(config), ignore=RESUME_SAFE,
-                 source=source)
-    wd.check()  # another experiment or incompatible changes: refused before any work
+    r = setup_run(config, workdir, "dg_images", workdir_stages(config), validate=validate,
+                  ignore=RESUME_SAFE, source=source)
+    workdir, mesh, wd = r.workdir, r.mesh, r.wd
     pretrained_disc = config.disc.get("source", "train") == "converted"
     # networks are built (and checked against the data) before the workdir is touched
     log(f"[setup] building the score model ({config.score.source}) and the discriminator "
@@ -371,22 +355,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
                           f"eval.num_samples={config.eval.num_samples} asked for")
     wd.open()
     stages = list(config.stages)
-    key = jax.random.PRNGKey(config.seed)
 
     with wd.stage("score"):
-        precond, score_params = score_stage(config, workdir, real, mesh, built_score)
+        precond, score_params = score_stage(r, real, built_score)
     if "generate" in stages and not pretrained_disc:
         with wd.stage("generate"):
             g = config.generate
             write_sample_shards(config, workdir / "fake",
                                 make_any_sampler(config, precond, score_params), g.num_samples,
-                                g.batch_size, g.shard_size, jax.random.fold_in(key, 21), mesh,
+                                g.batch_size, g.shard_size, r.streams.key("generate"), mesh,
                                 "generate")
     disc = disc_params = None
     if any(s in stages for s in ("disc", "sample", "evaluate")):
         with wd.stage("disc"):
             disc, disc_params = ((built_disc, built_disc.trainable) if pretrained_disc
-                                 else disc_stage(config, workdir, real, mesh, built_disc))
+                                 else disc_stage(r, real, built_disc))
     results = None
     if "sample" in stages:
         with wd.stage("sample"):
@@ -394,10 +377,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
             logit_fn = disc.bind(disc_params)
             for name, weight in (("samples_nodg", 0.0), ("samples_dg", config.dg.weight_1st)):
                 fn = make_any_sampler(config, precond, score_params, logit_fn, weight)
+                # the same latents, labels and noise with and without DG
                 write_sample_shards(config, workdir / name, fn, s.num_samples, s.batch_size,
-                                    s.shard_size, jax.random.fold_in(key, 31), mesh, name)
+                                    s.shard_size, r.streams.key("sample"), mesh, name)
     if "evaluate" in stages:
-        from dg_jax.pipelines.dg_images_eval import evaluate
+        from dg_jax.experiments.dg_images.evaluate import evaluate
 
         if wd.is_done("evaluate"):
             log(f"[evaluate] done earlier with these fields: {workdir / 'results.json'}")

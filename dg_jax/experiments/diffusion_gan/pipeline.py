@@ -3,11 +3,9 @@ cifar10_diffusion_stylegan2.py): a vanilla GAN and a Diffusion-GAN with the same
 steps and seeds, each resumable from the workdir (checkpoints/<run>).
 
 `config.experiment` picks the data: 'toy25' (here), 'digits' and 'cifar10'
-(`dg_jax.pipelines.diffusion_gan_images`).
+(`dg_jax.experiments.diffusion_gan.images`).
 """
 from __future__ import annotations
-
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -16,12 +14,15 @@ import numpy as np
 
 from dg_jax.checkpoint import write_json
 from dg_jax.errors import ConfigError, check_finite, check_finite_array
+from dg_jax.experiments.diffusion_gan.images import run_images
+from dg_jax.experiments.diffusion_gan.train import train_gan
+from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.gan import toy25
-from dg_jax.gan.trainer import build_models, train_gan
+from dg_jax.gan.trainer import BACKBONES, build_models, generate
 from dg_jax.metric_writers import log
-from dg_jax.parallel import check_divisible, make_mesh, process_slice
+from dg_jax.parallel import check_divisible, process_slice
 from dg_jax.validate import check_choice, check_positive
-from dg_jax.workdir import Stage, Workdir
+from dg_jax.workdir import Stage
 
 RUNS = ("vanilla", "diffusion_gan")
 EXPERIMENTS = ("toy25", "digits", "cifar10")
@@ -50,8 +51,6 @@ def validate(config, mesh) -> None:
     check_positive(config, ("train.num_steps", "train.log_every", "train.checkpoint_every",
                             "eval.num_samples", "model.z_dim"))
     check_divisible(config.train.batch_size, mesh, "train.batch_size")
-    from dg_jax.gan.trainer import BACKBONES
-
     check_choice(config.model.backbone, BACKBONES, "model.backbone")
     d = config.diffusion
     if not 1 <= d.t_min <= d.t_max:
@@ -63,15 +62,8 @@ def validate(config, mesh) -> None:
             raise ConfigError(f"{field}={config[section][name]} must be positive")
 
 
-def generate(g_apply, params, key, num: int, z_dim: int, batch: int = 5000) -> np.ndarray:
-    """num generator samples from fold_in(key, i) latents in chunks of `batch`."""
-    fn = jax.jit(g_apply)
-    out = [np.asarray(fn(params, jax.random.normal(jax.random.fold_in(key, i), (batch, z_dim))))
-           for i in range((num + batch - 1) // batch)]
-    return np.concatenate(out)[:num]
-
-
-def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd) -> dict:
+def run_toy25(run: Run) -> dict:
+    config, workdir, wd = run.config, run.workdir, run.wd
     d = config.data
     means = toy25.grid_means(d.grid, d.spacing)
     scale = d.scale  # the networks see data * scale (in [-1, 1])
@@ -84,27 +76,26 @@ def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd
         snap_dir.mkdir(parents=True, exist_ok=True)
 
         def batch_fn(step, _name=name):
-            rng = np.random.default_rng([config.seed, step])
+            rng = run.streams.numpy("data", step)  # the same batches for both runs
             return {"real": toy25.sample(rng, config.train.batch_size, means, d.std)[rows] * scale}
 
         def on_segment(state, _dir=snap_dir):
             step = int(state.step)
-            x = generate(g_model.apply, state.ema_params, jax.random.PRNGKey(7), 2000,
+            x = generate(g_model.apply, state.g.ema_params, run.streams.key("eval", "snapshot"), 2000,
                          config.model.z_dim, 2000) / scale
             lim = float(np.abs(means).max() + 2.0)
             u = np.linspace(-lim, lim, 64, dtype=np.float32)
             grid = np.stack(np.meshgrid(u, u, indexing="xy"), -1).reshape(-1, 2)
             logits = np.asarray(jax.jit(d_model.apply)(
-                state.d_params, jnp.asarray(grid * scale), jnp.zeros((len(grid),), jnp.int32)))
+                state.d.params, jnp.asarray(grid * scale), jnp.zeros((len(grid),), jnp.int32)))
             np.savez(_dir / f"step_{step:07d}.npz", step=step, samples=x, d_logits=logits.reshape(64, 64),
                      lim=lim, T=int(state.diffusion.T), p=float(state.diffusion.p))
 
         wd.start(name)
-        state, g_apply, _ = train_gan(config, workdir, name, (2,), batch_fn, mesh, enabled,
-                                      on_segment=on_segment,
+        state, g_apply, _ = train_gan(run, name, (2,), batch_fn, enabled, on_segment=on_segment,
                                       segment_every=config.eval.snapshot_every)
         wd.finish(name)
-        x = generate(g_apply, state.ema_params, jax.random.PRNGKey(config.seed + 99),
+        x = generate(g_apply, state.g.ema_params, run.streams.key("sample"),
                      config.eval.num_samples, config.model.z_dim) / scale
         check_finite_array(x, "evaluate", f"{name} generator samples")
         m = toy25.mode_metrics(x, means, d.std)
@@ -121,7 +112,7 @@ def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd
     check_finite(results, "evaluate")
     write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        from dg_jax.pipelines.diffusion_gan_plot import plot_toy25
+        from dg_jax.experiments.diffusion_gan.plot import plot_toy25
 
         plot_toy25(workdir / "toy25.png", snapshots, config.runs, means)
         log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy25.png'}")
@@ -130,14 +121,7 @@ def run_toy25(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh, wd
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> dict:
-    workdir = pathlib.Path(workdir)
-    mesh = make_mesh()
-    validate(config, mesh)
-    wd = Workdir(workdir, "diffusion_gan", config.to_dict(), stages(config),
-                 ignore=RESUME_SAFE_FIELDS, source=source)
-    wd.open()  # refuses another experiment or incompatible changes before any work
-    if config.experiment == "toy25":
-        return run_toy25(config, workdir, mesh, wd)
-    from dg_jax.pipelines.diffusion_gan_images import run_images
-
-    return run_images(config, workdir, mesh, wd)
+    r = setup_run(config, workdir, "diffusion_gan", stages(config), validate=validate,
+                  ignore=RESUME_SAFE_FIELDS, source=source)
+    r.wd.open()
+    return run_toy25(r) if config.experiment == "toy25" else run_images(r)

@@ -1,0 +1,1 @@
+"""The dg_images experiment (see pipeline.py)."""

@@ -1,0 +1,124 @@
+"""Building the image DG pipeline's networks and data from its config (typed fields only)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax.numpy as jnp
+import numpy as np
+
+from dg_jax import rng
+from dg_jax.data.images import load_from_config
+from dg_jax.errors import ConfigError
+from dg_jax.models.dg_discriminator import Discriminator, discriminator_from_spec
+
+DATA_SOURCES = ("digits", "npz", "folder", "tfds", "random")
+
+
+def load_real(config):
+    """Real training images in [-1, 1] (NHWC float32) and int32 labels from config.data
+    (`dg_jax.data.images`; the 'random' smoke source draws from a fixed generator)."""
+    return load_from_config(config.data, rng=np.random.default_rng(0), sources=DATA_SOURCES)
+
+
+def build_score_model(config):
+    """(precond, params): EDM preconditioned network from score.arch, a converted checkpoint
+    (score.checkpoint, made by launch.convert) or random init of score.arch."""
+    s = config.score
+    if s.source == "converted":
+        from dg_jax.convert.saved import load_weights
+
+        conv = load_weights(s.checkpoint, "edm", field="score.checkpoint")
+        precond, params = conv.model, conv.params
+    elif s.source in ("train", "random"):
+        from dg_jax.models.edm_precond import edm_precond_from_kwargs
+
+        precond = edm_precond_from_kwargs(s.arch.class_name, s.arch.init_kwargs.to_dict())
+        res, ch = precond.img_resolution, precond.img_channels
+        labels = jnp.zeros((1, precond.label_dim)) if precond.label_dim else None
+        params = precond.model.init(rng.key(config.seed, "init", "score"), jnp.zeros((1, res, res, ch)),
+                                    jnp.zeros((1,)), labels)["params"]
+    else:
+        raise ConfigError(f"unknown score.source {s.source!r}; choose 'train', 'converted' or "
+                         "'random'")
+    d = config.data
+    if precond.img_resolution != d.resolution or precond.img_channels != d.channels:
+        raise ConfigError(f"score model is {precond.img_resolution}x{precond.img_resolution}x"
+                         f"{precond.img_channels} but data.resolution/channels are "
+                         f"{d.resolution}/{d.channels}")
+    if precond.label_dim != d.num_classes:
+        raise ConfigError(f"score model has label_dim={precond.label_dim} but data.num_classes="
+                         f"{d.num_classes}")
+    dtype = s.get("compute_dtype", "float32")
+    if dtype != "float32":  # bfloat16 compute, float32 parameters and sampler state
+        precond = score_model_in(precond, dtype, "score.compute_dtype")
+    impl = s.get("attention_impl", "auto")
+    if impl != "auto" and hasattr(precond, "model") and hasattr(precond.model, "attention_impl"):
+        precond = dataclasses.replace(precond, model=precond.model.clone(attention_impl=impl))
+    return precond, params
+
+
+def score_model_in(precond, dtype: str, field: str = "compute_dtype"):
+    """The EDM preconditioner with its U-Net computing in `dtype` (parameters unchanged; the
+    preconditioning, noise embedding and sampler state stay float32)."""
+    from dg_jax.models.precision import compute_dtype as check_dtype
+
+    check_dtype(dtype, field)
+    if not hasattr(precond, "model") or "compute_dtype" not in precond.model.__dataclass_fields__:
+        raise ConfigError(f"{field}={dtype!r}: the score model {type(precond).__name__} has no "
+                         "compute dtype (EDM SongUNet/DhariwalUNet only)")
+    return dataclasses.replace(precond, model=precond.model.clone(compute_dtype=dtype))
+
+
+def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discriminator:
+    """The discriminator of config.disc (`dg_jax.models.dg_discriminator.discriminator_from_spec`),
+    with DG's ADM classifier read from disc.classifier when given; `compute_dtype` (default
+    disc.compute_dtype, else float32) overrides the ADM classifier's and head's compute dtype."""
+    c, d = config.disc, config.data
+    spec = c.to_dict()
+    if compute_dtype is not None:
+        spec["compute_dtype"] = compute_dtype
+    classifier = c_params = None
+    if c.kind == "adm" and c.classifier:
+        from dg_jax.convert.saved import load_weights
+
+        conv = load_weights(c.classifier, "adm_classifier", field="disc.classifier",
+                            flags=c.classifier_flags.to_dict())
+        classifier, c_params = conv.model, conv.params
+    return discriminator_from_spec(spec, (d.resolution, d.resolution, d.channels), d.num_classes,
+                                   rng.key(config.seed, "init", "disc"),
+                                   rng.key(config.seed, "init", "disc_head"),
+                                   classifier=classifier, classifier_params=c_params)
+
+
+def load_pretrained_discriminator(config) -> Discriminator:
+    """DG's trained discriminator (disc.source='converted'): disc.checkpoint is a
+    `launch.convert --kind=dg_discriminator` folder, or DG's head `.pt` itself with
+    disc.classifier (DG's ADM classifier .pt) and disc.classifier_flags / disc.head_flags.
+    Nothing is trained; `trainable` is the head's parameters."""
+    from dg_jax.convert.saved import load_weights
+
+    c, d = config.disc, config.data
+    conv = load_weights(c.checkpoint, "dg_discriminator", field="disc.checkpoint",
+                        flags=c.classifier_flags.to_dict() or None,
+                        head_flags=c.head_flags.to_dict() or None,
+                        classifier=c.classifier or None)
+    disc, params = conv.model, conv.params
+    if disc.classifier.image_size != d.resolution:
+        raise ConfigError(f"disc.checkpoint {c.checkpoint}: the classifier expects "
+                          f"{disc.classifier.image_size}x{disc.classifier.image_size} images but "
+                          f"data.resolution is {d.resolution}")
+    if disc.head.num_classes is not None and not d.num_classes:
+        raise ConfigError(f"disc.checkpoint {c.checkpoint} holds a class-conditional head; it "
+                          "needs a class-conditional score model (data.num_classes > 0)")
+    return Discriminator.frozen_classifier(disc, params["classifier"], params["head"])
+
+
+def check_fake_matches(config, images: np.ndarray, labels) -> None:
+    d = config.data
+    expected = (d.resolution, d.resolution, d.channels)
+    if images.shape[1:] != expected:
+        raise ConfigError(f"generated samples have shape {images.shape[1:]} but the discriminator "
+                         f"is for {expected} (data.resolution/data.channels)")
+    if config.disc.conditional and labels is None:
+        raise ConfigError("disc.conditional=True needs labelled generated samples")

@@ -1,0 +1,1 @@
+"""The diffusion_gan experiment (see pipeline.py)."""

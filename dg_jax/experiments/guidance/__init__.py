@@ -1,0 +1,1 @@
+"""The guidance experiment (see pipeline.py)."""

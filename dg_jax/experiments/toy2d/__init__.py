@@ -1,0 +1,1 @@
+"""The toy2d experiment (see pipeline.py)."""

@@ -1,1 +1,0 @@
-"""dg_jax.pipelines."""
