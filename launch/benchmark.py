@@ -5,7 +5,7 @@
   python -m launch.benchmark --config=configs/cifar10_edm_dg.py:smoke --workdir=/tmp/bench_smoke
 
 Reports, on whatever devices JAX sees (the JSON says which), for each compute dtype in
---dtypes (default float32 and bfloat16; `build_score_model` / `build_discriminator`): EDM Heun
+--dtypes (default float32 and bfloat16): EDM Heun
 sampling images/s with and without DG at sample.batch_size (score model and discriminator of
 the config's architectures, with random weights unless --weights=config), the DG overhead
 ratio, EDM score-training images/s (EDM loss, Adam, EMA; batch --score_train_batch) and
@@ -58,14 +58,34 @@ def _time(fn, repeats):
     return first, (time.perf_counter() - t0) / repeats
 
 
+def _samplers(config, precond, params, disc):
+    """The config's EDM Heun sampler without and with DG (`make_edm_gpp_sampler`), built from
+    its sampler and dg fields as the DG image experiment builds them."""
+    from dg_jax.diffusion.processes import VP
+    from dg_jax.guidance.discriminator import dg_correction_fn
+    from dg_jax.samplers.edm import edm_sigma_steps
+    from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
+
+    s, d = config.sampler, config.dg
+    sigmas = edm_sigma_steps(s.num_steps, max(s.sigma_min, precond.sigma_min),
+                             min(s.sigma_max, precond.sigma_max), s.rho,
+                             round_sigma=precond.round_sigma)
+    corr = dg_correction_fn(disc.bind(disc.trainable), process=VP(0.1, 20.0),
+                            time_min=d.time_min, time_max=d.time_max,
+                            clip_probability=d.clip_probability, with_log_ratio=True)
+    churn = dict(S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise,
+                 round_sigma=precond.round_sigma, num_classes=config.data.num_classes)
+    denoise = lambda x, sig, y: precond(params, x, sig, y)  # noqa: E731
+    return (make_edm_gpp_sampler(denoise, sigmas, **churn),
+            make_edm_gpp_sampler(denoise, sigmas, corr, weight_1st=d.weight_1st,
+                                 weight_2nd=d.weight_2nd, boosting=d.boosting, **churn))
+
+
 def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
-    from dg_jax.experiments.dg_images import pipeline as dg_images
     from dg_jax.metric_writers import log
 
     batch = latents.shape[0]
-    plain = dg_images.make_sampler(config, precond, params)
-    guided = dg_images.make_sampler(config, precond, params, disc.bind(disc.trainable),
-                                    config.dg.weight_1st)
+    plain, guided = _samplers(config, precond, params, disc)
     import jax
 
     from dg_jax.flops import count_flops, peak_flops
@@ -76,8 +96,9 @@ def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
     out = {"network_gflop_per_image_per_evaluation": net / 1e9,
            "peak_tflops_per_device": None if peak is None else peak / 1e12}
     for name, fn in (("sampling_plain", plain), ("sampling_dg", guided)):
-        first, per = _time(lambda: fn(latents, labels), repeats)
-        flops = count_flops(fn, latents, labels)  # analytic: convolutions and matmuls
+        key = jax.random.PRNGKey(0)
+        first, per = _time(lambda: fn(latents, labels, key), repeats)
+        flops = count_flops(fn, latents, labels, key)  # analytic: convolutions and matmuls
         out[name] = {"images_per_second": batch / per, "compile_seconds": first - per,
                      "batch_size": batch, "steps": config.sampler.num_steps,
                      "network_evaluations": 2 * config.sampler.num_steps - 1,
@@ -167,19 +188,46 @@ def _disc_training(config, disc, mesh, repeats, tag):
             "batch_size": 2 * n}
 
 
-def _use_random_weights(config, edm: bool) -> None:
-    """The config's architectures with random weights: score.source='random' (EDM family) and
-    disc.classifier='' (the ADM classifier built from disc.classifier_flags)."""
-    config.unlock()
-    if edm:
-        config.score.source = "random"
-    if config.disc.kind == "adm" and config.disc.classifier:
-        if not config.disc.classifier_flags:
+def _score_model(config, random_weights: bool):
+    """(precond, params) of the config's EDM score model: score.arch with random weights, or
+    (--weights=config) its converted checkpoint when score.source='converted'."""
+    import jax
+
+    from dg_jax.convert.saved import load_weights
+    from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params
+
+    s = config.score
+    if not random_weights and s.source == "converted":
+        conv = load_weights(s.checkpoint, "edm", field="score.checkpoint")
+        return conv.model, conv.params
+    precond = edm_precond_from_kwargs(s.arch.class_name, s.arch.init_kwargs.to_dict())
+    return precond, init_precond_params(precond, jax.random.PRNGKey(0))
+
+
+def _discriminator(config, compute_dtype: str, random_weights: bool):
+    """The config's discriminator (`discriminator_from_spec`): with random weights, its ADM
+    classifier is built from disc.classifier_flags; --weights=config reads disc.classifier."""
+    import jax
+
+    from dg_jax.convert.saved import load_weights
+    from dg_jax.models.dg_discriminator import discriminator_from_spec
+
+    c, d = config.disc, config.data
+    spec = dict(c.to_dict(), compute_dtype=compute_dtype)
+    classifier = c_params = None
+    if c.kind == "adm" and c.classifier:
+        if not random_weights:
+            conv = load_weights(c.classifier, "adm_classifier", field="disc.classifier",
+                                flags=c.classifier_flags.to_dict())
+            classifier, c_params = conv.model, conv.params
+        elif not c.classifier_flags:
             raise ValueError("--weights=random: disc.classifier_flags is empty, so the "
-                             f"discriminator's classifier ({config.disc.classifier}) has no "
+                             f"discriminator's classifier ({c.classifier}) has no "
                              "architecture to build with random weights; set it or use "
                              "--weights=config")
-        config.disc.classifier = ""
+    return discriminator_from_spec(spec, (d.resolution, d.resolution, d.channels), d.num_classes,
+                                   jax.random.PRNGKey(1), jax.random.PRNGKey(2),
+                                   classifier=classifier, classifier_params=c_params)
 
 
 def main(argv):
@@ -189,8 +237,8 @@ def main(argv):
     import jax.numpy as jnp
 
     from dg_jax.eval.benchmark_inception import inception_throughput
-    from dg_jax.experiments.dg_images import models as M
     from dg_jax.metric_writers import log
+    from dg_jax.models.edm_precond import with_compute
     from dg_jax.models.precision import compute_dtype
     from dg_jax.parallel import data_sharding, make_mesh
 
@@ -215,22 +263,18 @@ def main(argv):
         labels = jax.device_put(jnp.arange(batch) % d.num_classes, data_sharding(mesh))
 
     edm = config.score.family == "edm"
-    if FLAGS.weights == "random":
-        _use_random_weights(config, edm)
+    random_weights = FLAGS.weights == "random"
     score_batch = FLAGS.score_train_batch or batch
     score_batch = max(jax.device_count(), score_batch - score_batch % jax.device_count())
     if edm:
-        if config.score.source == "train":
-            config.unlock()
-            config.score.source = "random"
-        precond, params = M.build_score_model(config)
+        precond, params = _score_model(config, random_weights)
     per_dtype = {}
     for dt in FLAGS.dtypes:
         disc_dtype = dt if config.disc.kind == "adm" else "float32"
-        disc = M.build_discriminator(config, compute_dtype=disc_dtype)
+        disc = _discriminator(config, disc_dtype, random_weights)
         entry = {"score_compute_dtype": dt if edm else None, "disc_compute_dtype": disc_dtype}
         if edm:
-            precond_dt = M.score_model_in(precond, dt, "--dtypes")
+            precond_dt = with_compute(precond, compute_dtype=dt, field="--dtypes")
             entry.update(_sampling(config, precond_dt, params, disc, latents,
                                    labels, FLAGS.repeats, dt))
             entry["score_training"] = _score_training(config, precond_dt, params, mesh,

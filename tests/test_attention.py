@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_mixed_precision import CLASSIFIER, DHARIWAL, SONG, _apply, _inputs, _random_params, _rel_err
 
+from conftest import CLASSIFIER, DHARIWAL, SONG, apply_jit, net_inputs, random_params, rel_err
 from dg_jax.models import adm_blocks, attention, edm_layers
 from dg_jax.models.adm_flags import classifier_from_flags
 from dg_jax.models.edm_unets import DhariwalUNet, SongUNet
@@ -49,40 +49,40 @@ def test_adm_qkv_attention_fused_equals_einsum(legacy, jit, fused_via_xla):
                          ids=["SongUNet", "DhariwalUNet"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_edm_unet_fused_attention_equals_einsum(cls, kwargs, dtype, fused_via_xla):
-    x, t = _inputs()
-    params = _random_params(cls(**kwargs, attention_impl="xla"), x, t)
-    ref = _apply(cls(**kwargs, compute_dtype=dtype, attention_impl="xla"), {"params": params}, x, t)
+    x, t = net_inputs()
+    params = random_params(cls(**kwargs, attention_impl="xla"), x, t)
+    ref = apply_jit(cls(**kwargs, compute_dtype=dtype, attention_impl="xla"), {"params": params}, x, t)
     assert not fused_via_xla
-    got = _apply(cls(**kwargs, compute_dtype=dtype), {"params": params}, x, t)
+    got = apply_jit(cls(**kwargs, compute_dtype=dtype), {"params": params}, x, t)
     assert fused_via_xla and all(c[1] == jnp.dtype(dtype) for c in fused_via_xla)
     assert float(jnp.std(ref)) > 1e-2
     # float32: the same function up to rounding; bfloat16: different rounding of the same one
-    assert _rel_err(got, ref) < (1e-5 if dtype == "float32" else 0.05)
+    assert rel_err(got, ref) < (1e-5 if dtype == "float32" else 0.05)
 
 
 def test_adm_classifier_fused_attention_equals_einsum(fused_via_xla):
-    x, t = _inputs()
+    x, t = net_inputs()
     ref_model = classifier_from_flags({**CLASSIFIER, "attention_impl": "xla"})
     model = classifier_from_flags(CLASSIFIER)
     assert model.attention_impl == "auto"
-    variables = {"params": _random_params(ref_model, x, t)}
-    ref = _apply(ref_model, variables, x, t)
+    variables = {"params": random_params(ref_model, x, t)}
+    ref = apply_jit(ref_model, variables, x, t)
     assert not fused_via_xla
-    got = _apply(model, variables, x, t)
+    got = apply_jit(model, variables, x, t)
     assert len(fused_via_xla) == 2  # the attention block and the attention pool
-    assert _rel_err(got, ref) < 1e-5
+    assert rel_err(got, ref) < 1e-5
     # the DG gradient goes through the fused call too
     g_ref = jax.jit(jax.grad(lambda z: jnp.sum(ref_model.apply(variables, z, t))))(x)
     g = jax.jit(jax.grad(lambda z: jnp.sum(model.apply(variables, z, t))))(x)
-    assert _rel_err(g, g_ref) < 1e-4
+    assert rel_err(g, g_ref) < 1e-4
 
 
 def test_auto_keeps_the_einsum_path_on_cpu_and_in_float32():
     assert not attention.use_fused_attention("auto", jnp.float32, 64, "f")
     assert not attention.use_fused_attention("auto", jnp.bfloat16, 64, "f")  # CPU backend
-    x, t = _inputs()
+    x, t = net_inputs()
     text = jax.jit(lambda p: SongUNet(**SONG, compute_dtype="bfloat16").apply(
-        {"params": p}, x, t)).lower(_random_params(SongUNet(**SONG), x, t)).as_text()
+        {"params": p}, x, t)).lower(random_params(SongUNet(**SONG), x, t)).as_text()
     assert "cudnn" not in text.lower()
 
 
@@ -103,10 +103,10 @@ def test_auto_falls_back_when_the_fused_kernel_does_not_compile(monkeypatch):
         assert not attention.use_fused_attention("auto", jnp.bfloat16, 64, "f")  # cached
         with pytest.raises(ValueError, match="f='cudnn' but .* does not compile here"):
             attention.use_fused_attention("cudnn", jnp.bfloat16, 64, "f")
-        x, t = _inputs()
+        x, t = net_inputs()
         model = SongUNet(**SONG, compute_dtype="bfloat16")  # head dimension 32: probed anew
         with pytest.warns(UserWarning, match="does not compile here"):
-            y = _apply(model, {"params": _random_params(model, x, t)}, x, t)
+            y = apply_jit(model, {"params": random_params(model, x, t)}, x, t)
         assert bool(jnp.all(jnp.isfinite(y)))
     finally:
         attention._cudnn_probe.cache_clear()
@@ -132,7 +132,7 @@ def test_fused_attention_applicability(monkeypatch, probe_passes, cc, dtype, hea
 
 
 def test_bad_attention_impl_names_the_field():
-    x, t = _inputs()
+    x, t = net_inputs()
     with pytest.raises(ValueError, match=r"UNetBlock.attention_impl='flash'"):
         jax.eval_shape(lambda: SongUNet(**SONG, attention_impl="flash").init(
             jax.random.PRNGKey(0), x, t))

@@ -48,20 +48,30 @@ def test_benchmark_rejects_unknown_dtype(tmp_path):
     assert "--dtypes='fp8'" in out.stderr
 
 
-def test_random_weights_need_no_checkpoint():
+def test_random_weights_need_no_checkpoint(monkeypatch):
     """--weights=random (the default) benchmarks the config's architectures without its
     checkpoints; a discriminator classifier with no architecture in the config is named."""
     import pytest
 
+    import dg_jax.convert.saved
     from configs.cifar10_edm_dg import get_config as cifar10
     from configs.imagenet256_adm_dg import get_config as imagenet256
-    from launch.benchmark import _use_random_weights
+    from launch.benchmark import _discriminator, _score_model
 
     config = cifar10()
     assert config.score.source == "converted" and config.disc.classifier
-    _use_random_weights(config, edm=True)
-    assert config.score.source == "random" and config.disc.classifier == ""
     assert config.disc.classifier_flags.classifier_width == 128  # DG's 32x32 classifier
     assert config.disc.classifier_flags.classifier_depth == 4
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--weights=random read a checkpoint")
+
+    monkeypatch.setattr(dg_jax.convert.saved, "load_weights", refuse)
+    config.score.arch.init_kwargs.update(model_channels=32, channel_mult=[1], num_blocks=1)
+    config.disc.classifier_flags.update(classifier_width=64, classifier_depth=1)
+    precond, params = _score_model(config, random_weights=True)
+    assert precond.img_resolution == 32 and params
+    disc = _discriminator(config, "float32", random_weights=True)
+    assert disc.features is not None and disc.trainable  # the frozen classifier's random weights
     with pytest.raises(ValueError, match="disc.classifier_flags is empty"):
-        _use_random_weights(imagenet256(), edm=False)
+        _discriminator(imagenet256(), "float32", random_weights=True)

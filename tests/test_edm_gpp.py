@@ -3,8 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_guidance import C_G, C_R, M_G, M_R, exact_logit_fn, gaussian_denoiser
 
+from conftest import C_G, C_R, M_G, M_R, exact_logit_fn, gaussian_denoiser
 from dg_jax.guidance.discriminator import dg_correction_fn, discriminator_guidance
 from dg_jax.samplers.edm import added_noise_std, edm_sigma_steps, heun_sample
 from dg_jax.samplers.edm_gpp import edm_gpp_sample

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import C_G, C_R, M_G, M_R, VPP, exact_logit_fn, gaussian_denoiser
 from dg_jax.broadcast import expand_like, per_example
-from dg_jax.diffusion.processes import VP
 from dg_jax.guidance.cfg import classifier_guidance_cond_fn, window_weight
 from dg_jax.guidance.discriminator import (
     dg_correction_fn,
@@ -15,38 +15,6 @@ from dg_jax.guidance.discriminator import (
     log_ratio_from_logit,
 )
 from dg_jax.samplers.edm import edm_sigma_steps, heun_sample
-
-VPP = VP()
-
-
-def gauss_logpdf(x, mean, cov):
-    d = x - mean
-    sol = jnp.linalg.solve(cov, d.T).T
-    return -0.5 * jnp.sum(d * sol, -1) - 0.5 * jnp.linalg.slogdet(2 * jnp.pi * cov)[1]
-
-
-M_R, C_R = jnp.asarray([1.0, -1.0]), jnp.asarray([[0.5, 0.2], [0.2, 0.3]])
-M_G, C_G = jnp.asarray([0.0, 0.5]), jnp.asarray([[1.0, -0.3], [-0.3, 0.8]])
-
-
-def diffused_logpdf(mean, cov):
-    return lambda x, s: jax.vmap(
-        lambda xi, si: gauss_logpdf(xi[None], mean, cov + si**2 * jnp.eye(2))[0])(x, s)
-
-
-def gaussian_denoiser(mean, cov):
-    def denoise(x, sigma, labels=None):
-        return jax.vmap(lambda xi, si: mean + cov @ jnp.linalg.solve(cov + si**2 * jnp.eye(2),
-                                                                     xi - mean))(x, sigma)
-    return denoise
-
-
-def exact_logit_fn(x_vp, tau, labels=None):
-    """The optimal discriminator's logit log(p_r^tau / p_g^tau), written in VP coordinates."""
-    mean = VPP.mean(tau)
-    sigma = VPP.sigma(tau)
-    x = x_vp / mean[:, None]
-    return diffused_logpdf(M_R, C_R)(x, sigma) - diffused_logpdf(M_G, C_G)(x, sigma)
 
 
 def test_logistic_discriminator_gradient_is_analytic():

@@ -1,85 +1,40 @@
 """compute_dtype='bfloat16': float32 parameters, bfloat16 activations; outputs close to float32."""
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
+from conftest import CLASSIFIER, DHARIWAL, SONG, apply_jit, net_inputs, random_params, rel_err
 from dg_jax.models.adm_flags import classifier_from_flags
 from dg_jax.models.edm_precond import edm_precond_from_kwargs
 from dg_jax.models.edm_unets import DhariwalUNet, SongUNet
 from dg_jax.models.precision import compute_dtype
 
-SONG = dict(img_resolution=8, in_channels=3, out_channels=3, model_channels=16,
-            channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,), dropout=0.0)
-DHARIWAL = dict(img_resolution=8, in_channels=3, out_channels=3, model_channels=32,
-                channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,), dropout=0.0)
-CLASSIFIER = dict(image_size=8, classifier_use_fp16=False, classifier_width=64,
-                  classifier_depth=1, classifier_attention_resolutions="4",
-                  classifier_use_scale_shift_norm=True, classifier_resblock_updown=True,
-                  classifier_pool="attention", out_channels=1)
-
-
-def _random_params(module, *args, seed=0):
-    """Random float32 parameters of `module` without running its (slow to compile) init:
-    shapes from eval_shape, weights ~ N(0, 1/fan_in), norm scales ~ 1, other vectors ~ 0.1 N.
-    (Random init would leave EDM's zero-initialised layers at zero; these make every layer
-    contribute to the output.)"""
-    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), *args))["params"]
-    rng = np.random.default_rng(seed)
-
-    def leaf(path, s):
-        name = jax.tree_util.keystr(path).lower()
-        if len(s.shape) >= 2:
-            v = rng.normal(0, 1 / np.sqrt(np.prod(s.shape[:-1])), s.shape)
-        elif "norm" in name and ("weight" in name or "scale" in name):
-            v = 1 + 0.1 * rng.normal(size=s.shape)
-        else:
-            v = 0.1 * rng.normal(size=s.shape)
-        return jnp.asarray(v, s.dtype)
-
-    return jax.tree_util.tree_map_with_path(leaf, shapes)
-
-
-def _apply(module, variables, *args, **kwargs):
-    """module.apply under jit (one compiled program instead of hundreds of eager ops)."""
-    return jax.jit(lambda v, *a: module.apply(v, *a, **kwargs))(variables, *args)
-
-
-def _rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-12))
-
-
-def _inputs(batch=4, res=8, ch=3):
-    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
-    return jax.random.normal(k1, (batch, res, res, ch)), jax.random.uniform(k2, (batch,))
-
 
 @pytest.mark.parametrize("cls, kwargs", [(SongUNet, SONG), (DhariwalUNet, DHARIWAL)],
                          ids=["SongUNet", "DhariwalUNet"])
 def test_edm_unet_bfloat16_close_to_float32(cls, kwargs):
-    x, t = _inputs()
+    x, t = net_inputs()
     f32 = cls(**kwargs)
-    params = _random_params(f32, x, t)
+    params = random_params(f32, x, t)
     bf16 = cls(**kwargs, compute_dtype="bfloat16")
     # same parameter tree, all float32
     shapes = jax.eval_shape(lambda: bf16.init(jax.random.PRNGKey(1), x, t))["params"]
     assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(params)
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(shapes))
-    y32 = _apply(f32, {"params": params}, x, t)
-    y16 = _apply(bf16, {"params": params}, x, t)
+    y32 = apply_jit(f32, {"params": params}, x, t)
+    y16 = apply_jit(bf16, {"params": params}, x, t)
     assert y16.dtype == jnp.float32 and y16.shape == y32.shape  # output in the input's dtype
     assert float(jnp.std(y32)) > 1e-2
-    assert _rel_err(y16, y32) < 0.05
+    assert rel_err(y16, y32) < 0.05
 
 
 def test_bfloat16_actually_changes_the_computation():
-    x, t = _inputs()
+    x, t = net_inputs()
     f32, bf16 = SongUNet(**SONG), SongUNet(**SONG, compute_dtype="bfloat16")
-    params = _random_params(f32, x, t)
-    y32 = _apply(f32, {"params": params}, x, t)
-    y16 = _apply(bf16, {"params": params}, x, t)
-    assert _rel_err(y16, y32) > 1e-5  # not silently float32
+    params = random_params(f32, x, t)
+    y32 = apply_jit(f32, {"params": params}, x, t)
+    y16 = apply_jit(bf16, {"params": params}, x, t)
+    assert rel_err(y16, y32) > 1e-5  # not silently float32
     text = jax.jit(lambda p: bf16.apply({"params": p}, x, t)).lower(params).as_text()
     assert "bf16" in text
 
@@ -89,36 +44,36 @@ def test_precond_bfloat16_keeps_float32_state():
               channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4], dropout=0.0)
     p32 = edm_precond_from_kwargs("VPPrecond", kw)
     p16 = edm_precond_from_kwargs("VPPrecond", {**kw, "compute_dtype": "bfloat16"})
-    x, _ = _inputs()
-    params = _random_params(p32.model, x, jnp.zeros((4,)))
+    x, _ = net_inputs()
+    params = random_params(p32.model, x, jnp.zeros((4,)))
     sigma = jnp.full((4,), 2.0)
     d32, d16 = jax.jit(p32)(params, x, sigma), jax.jit(p16)(params, x, sigma)
     assert d16.dtype == jnp.float32
-    assert _rel_err(d16, d32) < 0.05
+    assert rel_err(d16, d32) < 0.05
 
 
 def test_adm_classifier_bfloat16_close_to_float32():
-    x, t = _inputs()
+    x, t = net_inputs()
     f32 = classifier_from_flags(CLASSIFIER, dg_time=True)
     bf16 = classifier_from_flags({**CLASSIFIER, "compute_dtype": "bfloat16"}, dg_time=True)
     assert bf16.compute_dtype == "bfloat16" and f32.compute_dtype is None
-    variables = {"params": _random_params(f32, x, t)}
-    y32, y16 = _apply(f32, variables, x, t), _apply(bf16, variables, x, t)
+    variables = {"params": random_params(f32, x, t)}
+    y32, y16 = apply_jit(f32, variables, x, t), apply_jit(bf16, variables, x, t)
     assert float(jnp.std(y32)) > 1e-3
-    assert _rel_err(y16, y32) < 0.05
-    f32_feat = _apply(f32, variables, x, t, feature=True)
-    f16_feat = _apply(bf16, variables, x, t, feature=True)
+    assert rel_err(y16, y32) < 0.05
+    f32_feat = apply_jit(f32, variables, x, t, feature=True)
+    f16_feat = apply_jit(bf16, variables, x, t, feature=True)
     assert f16_feat.dtype == jnp.float32
-    assert _rel_err(f16_feat, f32_feat) < 0.05
+    assert rel_err(f16_feat, f32_feat) < 0.05
     # the DG gradient through the bfloat16 classifier stays close too
     g32 = jax.jit(jax.grad(lambda z: jnp.sum(f32.apply(variables, z, t))))(x)
     g16 = jax.jit(jax.grad(lambda z: jnp.sum(bf16.apply(variables, z, t))))(x)
     assert g16.dtype == jnp.float32
-    assert _rel_err(g16, g32) < 0.1
+    assert rel_err(g16, g32) < 0.1
 
 
 def test_unknown_compute_dtype_names_the_field():
-    x, t = _inputs()
+    x, t = net_inputs()
     with pytest.raises(ValueError, match="SongUNet.compute_dtype='fp8'"):
         jax.eval_shape(lambda: SongUNet(**SONG, compute_dtype="fp8").init(
             jax.random.PRNGKey(0), x, t))
@@ -147,7 +102,7 @@ def test_pipeline_config_fields_select_the_compute_dtype():
     a = precond32(params, x, sigma, labels)
     b = precond16(params16, x, sigma, labels)
     assert b.dtype == jnp.float32
-    assert _rel_err(b, a) < 0.05
+    assert rel_err(b, a) < 0.05
     config.disc.compute_dtype = "bfloat16"
     with pytest.raises(ValueError, match="disc.compute_dtype"):
         M.build_discriminator(config)
@@ -169,9 +124,9 @@ def _conv_dtypes(jaxpr, out):
 def test_dg_gradient_backward_runs_in_the_compute_dtype():
     """The frozen classifier's backward pass (DG's grad_x of the logit) keeps bfloat16
     convolutions: no float32 convolution appears in the gradient program."""
-    x, t = _inputs()
+    x, t = net_inputs()
     bf16 = classifier_from_flags({**CLASSIFIER, "compute_dtype": "bfloat16"}, dg_time=True)
-    variables = {"params": _random_params(classifier_from_flags(CLASSIFIER), x, t)}
+    variables = {"params": random_params(classifier_from_flags(CLASSIFIER), x, t)}
     fwd = _conv_dtypes(jax.make_jaxpr(lambda z: bf16.apply(variables, z, t))(x).jaxpr, [])
     grad = _conv_dtypes(jax.make_jaxpr(jax.grad(
         lambda z: jnp.sum(bf16.apply(variables, z, t))))(x).jaxpr, [])

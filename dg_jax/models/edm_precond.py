@@ -212,3 +212,32 @@ def edm_precond_from_kwargs(class_name: str, init_kwargs: dict) -> _Precond:
                      out_channels=out_channels, label_dim=pre.get("label_dim", 0),
                      **{k: _hashable(v) for k, v in kwargs.items()})
     return cls(model=model, **pre)
+
+
+def init_precond_params(precond: _Precond, key):
+    """Fresh parameters of the preconditioner's U-Net (EDM's initialisation)."""
+    res, ch = precond.img_resolution, precond.img_channels
+    labels = jnp.zeros((1, precond.label_dim)) if precond.label_dim else None
+    return precond.model.init(key, jnp.zeros((1, res, res, ch)), jnp.zeros((1,)),
+                              labels)["params"]
+
+
+def with_compute(precond: _Precond, *, compute_dtype: str = "float32",
+                 attention_impl: str = "auto", field: str = "compute_dtype") -> _Precond:
+    """The preconditioner with its U-Net computing in `compute_dtype` (parameters unchanged;
+    the preconditioning, noise embedding and sampler state stay float32) and attention by
+    `attention_impl` (`dg_jax.models.attention`). `field` names the config field in errors."""
+    from dg_jax.errors import ConfigError
+    from dg_jax.models.precision import compute_dtype as check_dtype
+
+    model = precond.model
+    if compute_dtype != "float32":
+        check_dtype(compute_dtype, field)
+        if "compute_dtype" not in getattr(model, "__dataclass_fields__", {}):
+            raise ConfigError(f"{field}={compute_dtype!r}: the score model "
+                              f"{type(precond).__name__} has no compute dtype (EDM "
+                              "SongUNet/DhariwalUNet only)")
+        model = model.clone(compute_dtype=compute_dtype)
+    if attention_impl != "auto" and hasattr(model, "attention_impl"):
+        model = model.clone(attention_impl=attention_impl)
+    return precond if model is precond.model else dataclasses.replace(precond, model=model)

@@ -101,3 +101,33 @@ def edm_gpp_sample(denoise_fn: Callable, latents, sigmas, dg_corr: Callable, *,
     init = (x0, jnp.full((batch,), jnp.inf, dtype))
     (x, _), log_ratios = jax.lax.scan(step, init, table)
     return (x, log_ratios) if return_log_ratio else x
+
+
+def make_edm_gpp_sampler(denoise_fn: Callable, sigmas, correction: Optional[Callable] = None, *,
+                         num_classes: int = 0, weight_1st: float = 0.0, weight_2nd: float = 0.0,
+                         boosting: bool = False, S_churn: float = 0.0, S_min: float = 0.0,
+                         S_max: float = float("inf"), S_noise: float = 1.0,
+                         round_sigma: Optional[Callable] = None):
+    """`jit(latents, labels, noise_key, return_log_ratio=False)`: EDM Heun (weight_1st 0, or no
+    `correction`) or EDM-G++ with `correction(x, sigma, onehot) -> (grad, log_ratio)`.
+
+    denoise_fn(x, sigma, onehot_labels) is the network boundary with its parameters closed
+    over; integer `labels` (or None) become one-hot rows of `num_classes`; `noise_key` draws
+    the per-step noise of churn and boosting (unused by a deterministic sampler). With
+    weight_1st 0 a given `correction` still reports the log ratio along the path (DG's Fig. 7)
+    but guides nothing (weight_2nd and boosting are off too)."""
+    if correction is None:
+        weight_1st = 0.0
+        correction = lambda x, sig, y: (jnp.zeros_like(x), jnp.zeros(x.shape[:1]))  # noqa: E731
+    if not weight_1st:
+        weight_2nd, boosting = 0.0, False
+
+    def run(latents, labels, noise_key, return_log_ratio=False):
+        onehot = None if labels is None else jax.nn.one_hot(labels, num_classes)
+        return edm_gpp_sample(
+            denoise_fn, latents.astype(jnp.float32), sigmas, correction, labels=onehot,
+            weight_1st=weight_1st, weight_2nd=weight_2nd, boosting=bool(boosting), rng=noise_key,
+            S_churn=S_churn, S_min=S_min, S_max=S_max, S_noise=S_noise, round_sigma=round_sigma,
+            return_log_ratio=return_log_ratio)
+
+    return jax.jit(run, static_argnums=3)

@@ -1,16 +1,15 @@
 """Building the image DG pipeline's networks and data from its config (typed fields only)."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
-import jax.numpy as jnp
 import numpy as np
 
 from dg_jax import rng
 from dg_jax.data.images import load_from_config
 from dg_jax.errors import ConfigError
 from dg_jax.models.dg_discriminator import Discriminator, discriminator_from_spec
+from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params, with_compute
 
 DATA_SOURCES = ("digits", "npz", "folder", "tfds", "random")
 
@@ -31,13 +30,8 @@ def build_score_model(config):
         conv = load_weights(s.checkpoint, "edm", field="score.checkpoint")
         precond, params = conv.model, conv.params
     elif s.source in ("train", "random"):
-        from dg_jax.models.edm_precond import edm_precond_from_kwargs
-
         precond = edm_precond_from_kwargs(s.arch.class_name, s.arch.init_kwargs.to_dict())
-        res, ch = precond.img_resolution, precond.img_channels
-        labels = jnp.zeros((1, precond.label_dim)) if precond.label_dim else None
-        params = precond.model.init(rng.key(config.seed, "init", "score"), jnp.zeros((1, res, res, ch)),
-                                    jnp.zeros((1,)), labels)["params"]
+        params = init_precond_params(precond, rng.key(config.seed, "init", "score"))
     else:
         raise ConfigError(f"unknown score.source {s.source!r}; choose 'train', 'converted' or "
                          "'random'")
@@ -49,25 +43,9 @@ def build_score_model(config):
     if precond.label_dim != d.num_classes:
         raise ConfigError(f"score model has label_dim={precond.label_dim} but data.num_classes="
                          f"{d.num_classes}")
-    dtype = s.get("compute_dtype", "float32")
-    if dtype != "float32":  # bfloat16 compute, float32 parameters and sampler state
-        precond = score_model_in(precond, dtype, "score.compute_dtype")
-    impl = s.get("attention_impl", "auto")
-    if impl != "auto" and hasattr(precond, "model") and hasattr(precond.model, "attention_impl"):
-        precond = dataclasses.replace(precond, model=precond.model.clone(attention_impl=impl))
-    return precond, params
-
-
-def score_model_in(precond, dtype: str, field: str = "compute_dtype"):
-    """The EDM preconditioner with its U-Net computing in `dtype` (parameters unchanged; the
-    preconditioning, noise embedding and sampler state stay float32)."""
-    from dg_jax.models.precision import compute_dtype as check_dtype
-
-    check_dtype(dtype, field)
-    if not hasattr(precond, "model") or "compute_dtype" not in precond.model.__dataclass_fields__:
-        raise ConfigError(f"{field}={dtype!r}: the score model {type(precond).__name__} has no "
-                         "compute dtype (EDM SongUNet/DhariwalUNet only)")
-    return dataclasses.replace(precond, model=precond.model.clone(compute_dtype=dtype))
+    return with_compute(precond, compute_dtype=s.get("compute_dtype", "float32"),
+                        attention_impl=s.get("attention_impl", "auto"),
+                        field="score.compute_dtype"), params
 
 
 def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discriminator:

@@ -31,7 +31,7 @@ from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
 from dg_jax.metric_writers import log
 from dg_jax.parallel import check_divisible, process_slice
 from dg_jax.samplers.edm import edm_sigma_steps
-from dg_jax.samplers.edm_gpp import edm_gpp_sample
+from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
 from dg_jax.train.edm_loss import make_edm_train_step
 from dg_jax.train.state import TrainState, make_optimizer
@@ -207,7 +207,6 @@ def make_sampler(config, precond, score_params, logit_fn=None, dg_weight: float 
     or EDM-G++; `noise_key` draws the per-step noise of churn and boosting."""
     sigmas = sigma_table(config, precond)
     s, d = config.sampler, config.dg
-    num_classes = config.data.num_classes
     corr = None
     if logit_fn is not None:
         corr = dg_correction_fn(logit_fn, process=DG_PROCESS, time_min=d.time_min,
@@ -215,18 +214,11 @@ def make_sampler(config, precond, score_params, logit_fn=None, dg_weight: float 
                                 with_log_ratio=True)
         corr = _with_classifier_guidance(config, corr, dg_weight)
 
-    def run(latents, labels, noise_key, return_log_ratio=False):
-        onehot = None if labels is None else jax.nn.one_hot(labels, num_classes)
-        denoise = lambda x, sig, y: precond(score_params, x, sig, y)  # noqa: E731
-        return edm_gpp_sample(
-            denoise, latents.astype(jnp.float32), sigmas,
-            corr if corr is not None else (lambda x, sig, y: (jnp.zeros_like(x), jnp.zeros(x.shape[:1]))),
-            labels=onehot, weight_1st=dg_weight, weight_2nd=d.weight_2nd if dg_weight else 0.0,
-            boosting=bool(d.boosting) and dg_weight != 0, rng=noise_key,
-            S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise,
-            round_sigma=precond.round_sigma, return_log_ratio=return_log_ratio)
-
-    return jax.jit(run, static_argnums=3)
+    return make_edm_gpp_sampler(
+        lambda x, sig, y: precond(score_params, x, sig, y), sigmas, corr,
+        num_classes=config.data.num_classes, weight_1st=dg_weight, weight_2nd=d.weight_2nd,
+        boosting=d.boosting, S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise,
+        round_sigma=precond.round_sigma)
 
 
 def _with_classifier_guidance(config, corr, dg_weight):
