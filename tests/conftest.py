@@ -20,8 +20,9 @@ SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: end-to-end runs and multi-process tests "
-                            "(deselect with -m 'not slow' for a fast loop)")
+    config.addinivalue_line("markers", "slow: end-to-end runs, multi-process tests, parity on "
+                            "the real fixtures and the costliest network checks (deselect with "
+                            "-m 'not slow' for a fast loop; the README's test command runs all)")
 
 
 @pytest.fixture(scope="session")

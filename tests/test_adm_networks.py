@@ -96,6 +96,7 @@ def test_mapping_errors_name_the_tensors():
         state_dict_to_params(module, extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("new_order", [False, True])
 def test_unet_jit_matches_eager(new_order):
     module = tiny_unet(use_new_attention_order=new_order, resblock_updown=not new_order,
@@ -148,6 +149,7 @@ def test_flag_builders():
     assert u.out_channels == 6 and u.num_classes == 1000 and u.attention_resolutions == (2, 4)
 
 
+@pytest.mark.slow
 def test_dg_discriminator_gradient_reaches_input():
     classifier = tiny_encoder(out_channels=10, time_scale=999.0)
     head = EncoderUNetModel(image_size=4, in_channels=64, model_channels=32, out_channels=1,
@@ -179,6 +181,7 @@ PARITY_KINDS = ["adm_classifier", "dg_discriminator", "adm_unet", "dg_edm_sample
                 "dg_correction"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", PARITY_KINDS)
 def test_parity_against_official_code(shared_fixtures, kind):
     fixtures = shared_fixtures / "parity"

@@ -47,6 +47,7 @@ def test_adm_qkv_attention_fused_equals_einsum(legacy, jit, fused_via_xla):
 
 @pytest.mark.parametrize("cls, kwargs", [(SongUNet, SONG), (DhariwalUNet, DHARIWAL)],
                          ids=["SongUNet", "DhariwalUNet"])
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_edm_unet_fused_attention_equals_einsum(cls, kwargs, dtype, fused_via_xla):
     x, t = net_inputs()
@@ -60,6 +61,7 @@ def test_edm_unet_fused_attention_equals_einsum(cls, kwargs, dtype, fused_via_xl
     assert rel_err(got, ref) < (1e-5 if dtype == "float32" else 0.05)
 
 
+@pytest.mark.slow
 def test_adm_classifier_fused_attention_equals_einsum(fused_via_xla):
     x, t = net_inputs()
     ref_model = classifier_from_flags({**CLASSIFIER, "attention_impl": "xla"})

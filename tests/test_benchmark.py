@@ -48,6 +48,7 @@ def test_benchmark_rejects_unknown_dtype(tmp_path):
     assert "--dtypes='fp8'" in out.stderr
 
 
+@pytest.mark.slow
 def test_random_weights_need_no_checkpoint(monkeypatch):
     """--weights=random (the default) benchmarks the config's architectures without its
     checkpoints; a discriminator classifier with no architecture in the config is named."""

@@ -26,6 +26,7 @@ def launch(*args, timeout=300):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line_and_verbose_adds_the_traceback(tmp_path):
     out = launch("launch.main", "--config=configs/toy2d.py:smoke", f"--workdir={tmp_path}",
                  "--config.disc.widht=3")

@@ -28,6 +28,7 @@ def _case(root, kind):
                 if c["kind"] == kind)
 
 
+@pytest.mark.slow
 def test_edm_pickle_round_trip(shared_fixtures, tmp_path):
     root = shared_fixtures / "parity"
     case = _case(root, "edm_denoiser")
@@ -45,6 +46,7 @@ def test_edm_pickle_round_trip(shared_fixtures, tmp_path):
                                rtol=case["rtol"], atol=case["atol"])
 
 
+@pytest.mark.slow
 def test_dg_discriminator_round_trip(shared_fixtures, tmp_path):
     root = shared_fixtures / "parity"
     case = _case(root, "dg_discriminator")

@@ -146,6 +146,7 @@ def _assert_states_equal(a, b, exact=True):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_resume_restores_p_T_t_epl_exactly(tmp_path):
     from dg_jax.parallel import make_mesh
 
@@ -159,6 +160,7 @@ def test_resume_restores_p_T_t_epl_exactly(tmp_path):
     _assert_states_equal(full, resumed)
 
 
+@pytest.mark.slow
 def test_sharded_equals_single_device(tmp_path):
     from dg_jax.parallel import make_mesh
 

@@ -50,6 +50,7 @@ def run(mesh, workdir, num_steps, fail_at=None, every=5):
     return state
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     mesh = make_mesh()
     straight = run(mesh, tmp_path / "a", 20)

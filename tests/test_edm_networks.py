@@ -84,6 +84,7 @@ def test_resampling_matches_pooling_and_nearest_upsampling():
 
 @pytest.mark.parametrize("extra", [{}, NCSNPP, dict(encoder_type="skip", decoder_type="skip")],
                          ids=["ddpmpp", "ncsnpp", "skip"])
+@pytest.mark.slow
 def test_song_unet_jit_matches_eager(extra):
     precond = edm_precond_from_kwargs("VPPrecond", {**TINY_SONG, **extra})
     params = _init(precond)["params"]
@@ -94,6 +95,7 @@ def test_song_unet_jit_matches_eager(extra):
     np.testing.assert_allclose(eager, jitted, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dhariwal_iddpm_and_round_sigma():
     kwargs = dict(img_resolution=8, img_channels=3, label_dim=0, model_type="DhariwalUNet",
                   model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4],
@@ -157,6 +159,7 @@ def test_variable_shapes_are_abstract():
     assert isinstance(leaf, jax.ShapeDtypeStruct) and leaf.shape == (8, 32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["edm_denoiser", "edm_sampler"])
 def test_fixture_parity(shared_fixtures, kind):
     fixtures = shared_fixtures / "parity"

@@ -235,6 +235,7 @@ def test_evaluate_cli_errors(tmp_path, capsys):
 # ---------------------------------------------------------------- throughput smoke run
 
 
+@pytest.mark.slow
 def test_inception_throughput_smoke():
     from dg_jax.eval.benchmark_inception import inception_throughput
 

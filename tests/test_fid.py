@@ -427,6 +427,7 @@ def test_sharded_extraction_equals_unsharded():
 # ---------------------------------------------------------------- parity runner
 
 
+@pytest.mark.slow
 def test_fid_parity_runner(shared_fixtures):
     fixtures = shared_fixtures / "fid"
     if not (fixtures / "manifest.json").is_file():

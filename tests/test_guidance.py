@@ -41,6 +41,7 @@ def test_log_ratio_from_logit():
     np.testing.assert_allclose(log_ratio_from_logit(logits, True), logits, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_exact_discriminator_turns_wrong_score_into_true_score():
     corr = dg_correction_fn(exact_logit_fn)
     wrong, true = gaussian_denoiser(M_G, C_G), gaussian_denoiser(M_R, C_R)

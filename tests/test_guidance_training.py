@@ -126,6 +126,7 @@ def test_cfg_denoiser_equals_eps_space_rule():
                                 denoise(x, sigma, onehot))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 def test_cfg_with_samplers_w0_is_conditional(sampler):
     diffusion = create_gaussian_diffusion(steps=8, learn_sigma=True, noise_schedule="cosine")
@@ -175,6 +176,7 @@ def test_label_dropout_rate(p):
 
 # ----------------------------------------------------------------------------- iddpm step
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [False, True])
 def test_iddpm_step_updates_importance_state_and_ema(jit):
     _, _, state, step = tiny_setup()
@@ -192,6 +194,7 @@ def test_iddpm_step_updates_importance_state_and_ema(jit):
                                 0.9 * leaf(state.params) + 0.1 * leaf(new.params), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_jit_and_eager_steps_agree():
     _, _, state, step = tiny_setup()
     batch = jax.tree_util.tree_map(jnp.asarray, tiny_batch())
@@ -201,6 +204,7 @@ def test_jit_and_eager_steps_agree():
     chex.assert_trees_all_close(eager.loss_state, jitted.loss_state, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_importance_sampling_leaves_uniform_after_warmup():
     from dg_jax.diffusion.iddpm_losses import loss_second_moment_weights
 
@@ -214,6 +218,7 @@ def test_importance_sampling_leaves_uniform_after_warmup():
     assert not np.allclose(np.asarray(w), np.asarray(w)[0])  # no longer uniform
 
 
+@pytest.mark.slow
 def test_importance_state_is_checkpointed(tmp_path):
     _, _, state, step = tiny_setup()
     state, _ = jax.jit(step)(state, jax.tree_util.tree_map(jnp.asarray, tiny_batch()))
@@ -227,6 +232,7 @@ def test_importance_state_is_checkpointed(tmp_path):
     assert int(restored.step) == 1
 
 
+@pytest.mark.slow
 def test_sharded_step_matches_single_device():
     assert jax.device_count() == 8
     _, _, state, step = tiny_setup()
@@ -242,6 +248,7 @@ def test_sharded_step_matches_single_device():
                                 atol=1e-5)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
     _, _, state, step = tiny_setup(schedule_sampler="uniform")
 
@@ -263,6 +270,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
 
 # ----------------------------------------------------------------------------- noisy classifier
 
+@pytest.mark.slow
 def test_noisy_classifier_loss_decreases():
     diffusion = create_gaussian_diffusion(steps=20, noise_schedule="cosine")
     model = EncoderUNetModel(image_size=4, in_channels=1, model_channels=32,
@@ -301,6 +309,7 @@ def test_edm_schedules_closed_form():
     assert beta_ramp ** (0.05 * 1000 * 512 / 512) == pytest.approx(0.5, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_cg_and_dg_compose_with_cfg_in_one_sampler():
     from dg_jax.guidance.discriminator import dg_cond_fn, sum_cond_fns
 

@@ -347,6 +347,7 @@ def test_samplers_jit_matches_eager():
 
 # ----------------------------------------------------------------------------- parity
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["iddpm_losses", "ddim_cg_sampler"])
 def test_parity(kind, shared_fixtures):
     fixtures = shared_fixtures / "parity"

@@ -12,6 +12,7 @@ from dg_jax.models.precision import compute_dtype
 
 @pytest.mark.parametrize("cls, kwargs", [(SongUNet, SONG), (DhariwalUNet, DHARIWAL)],
                          ids=["SongUNet", "DhariwalUNet"])
+@pytest.mark.slow
 def test_edm_unet_bfloat16_close_to_float32(cls, kwargs):
     x, t = net_inputs()
     f32 = cls(**kwargs)
@@ -39,6 +40,7 @@ def test_bfloat16_actually_changes_the_computation():
     assert "bf16" in text
 
 
+@pytest.mark.slow
 def test_precond_bfloat16_keeps_float32_state():
     kw = dict(img_resolution=8, img_channels=3, model_type="SongUNet", model_channels=16,
               channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4], dropout=0.0)
@@ -52,6 +54,7 @@ def test_precond_bfloat16_keeps_float32_state():
     assert rel_err(d16, d32) < 0.05
 
 
+@pytest.mark.slow
 def test_adm_classifier_bfloat16_close_to_float32():
     x, t = net_inputs()
     f32 = classifier_from_flags(CLASSIFIER, dg_time=True)

@@ -25,6 +25,7 @@ def disc():
     return M.build_discriminator(cifar10_edm_dg.get_config("smoke"))
 
 
+@pytest.mark.slow
 def test_head_on_features_is_the_discriminator(disc):
     """logit = head_logit(features(x, tau)) and the head's gradient is the same either way."""
     x0 = jax.random.normal(jax.random.PRNGKey(0), (6, 8, 8, 3))
@@ -44,6 +45,7 @@ def test_head_on_features_is_the_discriminator(disc):
     chex.assert_trees_all_close(g_head, g_full, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [False, True])
 def test_pool_is_deterministic_and_independent_of_batch_size(disc, jit):
     images = np.asarray(jax.random.uniform(jax.random.PRNGKey(2), (10, 8, 8, 3)) * 2 - 1)
@@ -60,6 +62,7 @@ def test_pool_is_deterministic_and_independent_of_batch_size(disc, jit):
         precompute_features(fn, images, jax.random.PRNGKey(3), num_draws=0)
 
 
+@pytest.mark.slow
 def test_head_learns_from_the_precomputed_pool(disc):
     """A few head steps on the pool lower the loss on it (real: smooth images, fake: noise)."""
     config = cifar10_edm_dg.get_config("smoke")
@@ -70,12 +73,14 @@ def test_head_learns_from_the_precomputed_pool(disc):
     fake = (rng.uniform(-1, 1, (32, 8, 8, 3)).astype(np.float32), None)
     tx = make_optimizer("adam", 1e-3)
     step, batch_fn = dg_images._precomputed_head_training(_run(config), disc, tx, real, fake, 2)
+    step = jax.jit(step)  # kit.fit compiles it in the pipeline
     state = TrainState.create(disc.trainable, tx, jax.random.PRNGKey(0))
-    first = None
-    for i in range(30):
+    losses = []
+    for i in range(60):
         state, metrics = step(state, {k: jnp.asarray(v) for k, v in batch_fn(i).items()})
-        first = float(metrics["loss"]) if first is None else first
-    assert float(metrics["loss"]) < first
+        losses.append(float(metrics["loss"]))
+    # minibatch losses are noisy: compare the means of the first and last ten steps
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
 
 
 def test_conv_discriminator_refuses_precomputation():

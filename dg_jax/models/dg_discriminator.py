@@ -151,12 +151,13 @@ def adm_discriminator(classifier: EncoderUNetModel, classifier_params, head_flag
 
 def discriminator_from_spec(spec: Mapping, image_shape: Sequence[int], num_classes: int, key,
                             head_key, *, classifier: Optional[EncoderUNetModel] = None,
-                            classifier_params=None, field: str = "disc") -> Discriminator:
+                            classifier_params=None, field: str = "disc",
+                            data_field: str = "data") -> Discriminator:
     """The discriminator a model config section describes: `kind` ('conv': `channels`,
     `time_embed_dim`; 'adm': `classifier_flags` (or a loaded `classifier` and its params),
     `head_flags`), `conditional`, `compute_dtype`, `attention_impl`. Random frozen classifier
     weights (no `classifier_params`) are for smoke tests and benchmarks. Errors name
-    `field.<key>`."""
+    `field.<key>` and `data_field.resolution`."""
     from dg_jax.models.adm_flags import classifier_from_flags
 
     kind = spec.get("kind")
@@ -175,7 +176,7 @@ def discriminator_from_spec(spec: Mapping, image_shape: Sequence[int], num_class
         classifier = classifier_from_flags(dict(spec.get("classifier_flags", {})), dg_time=True)
     if classifier.image_size != image_shape[0]:
         raise ConfigError(f"the {field} classifier expects {classifier.image_size}x"
-                          f"{classifier.image_size} images but the data are {image_shape[0]}x"
+                          f"{classifier.image_size} images but {data_field}.resolution is "
                           f"{image_shape[0]}")
     if classifier_params is None:
         classifier_params = classifier.init(key, jnp.zeros((1, *image_shape)), jnp.zeros((1,)))
