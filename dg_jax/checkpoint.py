@@ -15,6 +15,7 @@ import orbax.checkpoint as ocp
 
 from dg_jax.errors import CheckpointError, NonFiniteError, first_non_finite
 from dg_jax.integrity import verify_folder, write_folder_digest
+from dg_jax.parallel import sync
 
 
 def write_json(path: str | pathlib.Path, obj: Any, *, sort_keys: bool = False) -> None:
@@ -56,8 +57,6 @@ class Checkpointer:
         if jax.process_index() == 0:
             write_folder_digest(self.step_dir(step))
         if jax.process_count() > 1:
-            from dg_jax.parallel import sync
-
             sync(f"checkpoint:digest:{self.directory}:{int(step)}")
 
     def restore(self, template, step: Optional[int] = None):

@@ -4,6 +4,8 @@ closest config field."""
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import pathlib
 import sys
 import traceback
 from typing import Callable, Sequence
@@ -74,8 +76,6 @@ def _flag_error_text(err: BaseException, argv: Sequence[str]) -> str:
     text = str(err)
     if spec is not None and keys is None:
         path = spec.partition(":")[0]
-        import pathlib
-
         if not pathlib.Path(path).is_file():
             return f"config file {path} not found (--config={spec}; --help lists the configs)"
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
@@ -86,8 +86,6 @@ def _flag_error_text(err: BaseException, argv: Sequence[str]) -> str:
 
 def _config_keys(spec: str) -> list[str] | None:
     """Dotted field names of the config `path[:arg]`, or None if it cannot be loaded."""
-    import importlib.util
-
     path, _, arg = spec.partition(":")
     try:
         module_spec = importlib.util.spec_from_file_location("_dg_jax_config", path)
@@ -96,6 +94,8 @@ def _config_keys(spec: str) -> list[str] | None:
         config = module.get_config(arg) if arg else module.get_config()
     except Exception:  # noqa: BLE001  (only used for suggestions)
         return None
-    from dg_jax.workdir import flatten
+    # dg_jax.workdir imports JAX: launch.main imports this module before it parses flags, and
+    # answers --help and flag errors without importing JAX
+    from dg_jax.workdir import flatten  # noqa: PLC0415
 
     return sorted(flatten(config.to_dict()))

@@ -88,7 +88,8 @@ class NullWriter:
 
 def tensorboard_writer(logdir: str | pathlib.Path):
     try:
-        from clu.metric_writers import SummaryWriter  # imports TensorFlow
+        # imports TensorFlow, the optional extra [tf]
+        from clu.metric_writers import SummaryWriter  # noqa: PLC0415
     except ImportError as err:
         raise ImportError("TensorBoard summaries need TensorFlow: install the optional extra "
                           "with `pip install -e '.[tf]'` (dg_jax[tf]) or set "

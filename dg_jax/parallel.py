@@ -14,6 +14,7 @@ from typing import Mapping, Optional, Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -83,8 +84,6 @@ def gather(x) -> np.ndarray:
     """The whole global array `x` as a host array on every process (an all-gather when the
     array spans other processes' devices)."""
     if jax.process_count() > 1 and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
 
@@ -92,8 +91,6 @@ def gather(x) -> np.ndarray:
 def sync(name: str) -> None:
     """A barrier across processes (no-op with one process)."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)
 
 

@@ -37,6 +37,7 @@ import jax
 
 from dg_jax.checkpoint import write_json
 from dg_jax.errors import WorkdirError, read_json
+from dg_jax.parallel import sync
 
 RECORD = "config.json"
 # files only dg_jax writes: a folder holding them without a record was not made by this version
@@ -271,6 +272,4 @@ def _remove(path: pathlib.Path) -> None:
 
 def _barrier(name: str) -> None:
     if jax.process_count() > 1:
-        from dg_jax.parallel import sync
-
         sync(name)

@@ -26,8 +26,27 @@ import json
 import pathlib
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from dg_jax.convert.saved import load_weights
+from dg_jax.diffusion.processes import VP
+from dg_jax.eval.benchmark_inception import inception_throughput
+from dg_jax.flops import count_flops, peak_flops
+from dg_jax.guidance.discriminator import dg_correction_fn
+from dg_jax.metric_writers import log
+from dg_jax.models.dg_discriminator import discriminator_from_spec
+from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params, with_compute
+from dg_jax.models.precision import compute_dtype as check_dtype
+from dg_jax.parallel import data_sharding, make_mesh, replicate
+from dg_jax.samplers.edm import edm_sigma_steps
+from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
+from dg_jax.train.discriminator import make_train_step
+from dg_jax.train.edm_loss import make_edm_train_step
+from dg_jax.train.state import TrainState, make_optimizer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "config file (path[:variant])", lock_config=True)
@@ -47,8 +66,6 @@ CPU_NOTE = ("measured on CPU: these numbers only show that the benchmark runs; C
 
 def _time(fn, repeats):
     """(compile+first run seconds, mean seconds per later run); blocks on the results."""
-    import jax
-
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
     first = time.perf_counter() - t0
@@ -61,11 +78,6 @@ def _time(fn, repeats):
 def _samplers(config, precond, params, disc):
     """The config's EDM Heun sampler without and with DG (`make_edm_gpp_sampler`), built from
     its sampler and dg fields as the DG image experiment builds them."""
-    from dg_jax.diffusion.processes import VP
-    from dg_jax.guidance.discriminator import dg_correction_fn
-    from dg_jax.samplers.edm import edm_sigma_steps
-    from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
-
     s, d = config.sampler, config.dg
     sigmas = edm_sigma_steps(s.num_steps, max(s.sigma_min, precond.sigma_min),
                              min(s.sigma_max, precond.sigma_max), s.rho,
@@ -82,14 +94,8 @@ def _samplers(config, precond, params, disc):
 
 
 def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
-    from dg_jax.metric_writers import log
-
     batch = latents.shape[0]
     plain, guided = _samplers(config, precond, params, disc)
-    import jax
-
-    from dg_jax.flops import count_flops, peak_flops
-
     peak = peak_flops(jax.devices()[0].device_kind, tag)
     onehot = None if labels is None else jax.nn.one_hot(labels[:1], precond.label_dim)
     net = count_flops(lambda x: precond(params, x, jax.numpy.ones((1,)), onehot), latents[:1])
@@ -114,15 +120,6 @@ def _sampling(config, precond, params, disc, latents, labels, repeats, tag):
 
 def _score_training(config, precond, params, mesh, repeats, tag, batch):
     """EDM-loss training steps of the score network (Adam, EMA, dropout as configured)."""
-    import jax
-    import numpy as np
-
-    from dg_jax.flops import count_flops, peak_flops
-    from dg_jax.metric_writers import log
-    from dg_jax.parallel import data_sharding, replicate
-    from dg_jax.train.edm_loss import make_edm_train_step
-    from dg_jax.train.state import TrainState, make_optimizer
-
     d = config.data
     tx = make_optimizer("adam", 1e-4)
 
@@ -157,14 +154,6 @@ def _score_training(config, precond, params, mesh, repeats, tag, batch):
 
 
 def _disc_training(config, disc, mesh, repeats, tag):
-    import jax
-    import numpy as np
-
-    from dg_jax.metric_writers import log
-    from dg_jax.parallel import data_sharding, replicate
-    from dg_jax.train.discriminator import make_train_step
-    from dg_jax.train.state import TrainState, make_optimizer
-
     d = config.data
     tx = make_optimizer("adam", 1e-4)
     state = replicate(TrainState.create(disc.trainable, tx, jax.random.PRNGKey(1)), mesh)
@@ -191,11 +180,6 @@ def _disc_training(config, disc, mesh, repeats, tag):
 def _score_model(config, random_weights: bool):
     """(precond, params) of the config's EDM score model: score.arch with random weights, or
     (--weights=config) its converted checkpoint when score.source='converted'."""
-    import jax
-
-    from dg_jax.convert.saved import load_weights
-    from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params
-
     s = config.score
     if not random_weights and s.source == "converted":
         conv = load_weights(s.checkpoint, "edm", field="score.checkpoint")
@@ -207,11 +191,6 @@ def _score_model(config, random_weights: bool):
 def _discriminator(config, compute_dtype: str, random_weights: bool):
     """The config's discriminator (`discriminator_from_spec`): with random weights, its ADM
     classifier is built from disc.classifier_flags; --weights=config reads disc.classifier."""
-    import jax
-
-    from dg_jax.convert.saved import load_weights
-    from dg_jax.models.dg_discriminator import discriminator_from_spec
-
     c, d = config.disc, config.data
     spec = dict(c.to_dict(), compute_dtype=compute_dtype)
     classifier = c_params = None
@@ -233,18 +212,9 @@ def _discriminator(config, compute_dtype: str, random_weights: bool):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    import jax
-    import jax.numpy as jnp
-
-    from dg_jax.eval.benchmark_inception import inception_throughput
-    from dg_jax.metric_writers import log
-    from dg_jax.models.edm_precond import with_compute
-    from dg_jax.models.precision import compute_dtype
-    from dg_jax.parallel import data_sharding, make_mesh
-
     config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
     for dt in FLAGS.dtypes:
-        compute_dtype(dt, "--dtypes")
+        check_dtype(dt, "--dtypes")
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = make_mesh()
     device = jax.devices()[0]

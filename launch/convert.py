@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 from dg_jax.cli import run_command
+from dg_jax.convert.saved import convert_checkpoint, save_converted
 from dg_jax.errors import ConfigError
 
 EXAMPLES = {
@@ -94,8 +95,6 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
 
     def convert():
-        from dg_jax.convert.saved import convert_checkpoint, save_converted
-
         inputs = {k: v for k, v in (("checkpoint", args.checkpoint),
                                     ("classifier", args.classifier)) if v}
         for name, path in inputs.items():

@@ -32,6 +32,22 @@ import argparse
 import pathlib
 import sys
 
+import jax
+
+from dg_jax.checkpoint import write_json
+from dg_jax.cli import run_command
+from dg_jax.errors import check_finite
+from dg_jax.eval import reference
+from dg_jax.eval.evaluate import (
+    ALL_METRICS,
+    compute_metrics,
+    digits_backend,
+    inception_backend,
+    parse_metrics,
+    sample_batches,
+)
+from dg_jax.eval.stats_io import feature_statistics, load_stats, save_stats
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,8 +78,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _backend(args, parser):
-    from dg_jax.eval.evaluate import digits_backend, inception_backend
-
     if args.features == "digits":
         return digits_backend(args.digits_resolution)
     if not args.inception_weights:
@@ -75,29 +89,20 @@ def _backend(args, parser):
 
 def _reference_batches(args):
     """(description, iterator of uint8 batches) of the reference images, or None."""
-    from dg_jax.eval import reference as ref
-
     if args.ref_npz:
-        images = ref.load_npz_images(args.ref_npz)
-        return f"npz:{args.ref_npz}", ref.rebatch([images], args.batch_size)
+        images = reference.load_npz_images(args.ref_npz)
+        return f"npz:{args.ref_npz}", reference.rebatch([images], args.batch_size)
     if args.ref_folder:
         return (f"folder:{args.ref_folder}",
-                ref.iter_image_folder(args.ref_folder, args.batch_size))
+                reference.iter_image_folder(args.ref_folder, args.batch_size))
     if args.ref_tfds:
         return (f"tfds:{args.ref_tfds}/{args.tfds_split}",
-                ref.iter_tfds_images(args.ref_tfds, args.tfds_split, args.tfds_data_dir,
-                                     args.tfds_manual_dir, batch_size=args.batch_size))
+                reference.iter_tfds_images(args.ref_tfds, args.tfds_split, args.tfds_data_dir,
+                                           args.tfds_manual_dir, batch_size=args.batch_size))
     return None
 
 
 def run(args, parser, backend=None) -> dict:
-    import jax
-
-    from dg_jax.checkpoint import write_json
-    from dg_jax.errors import check_finite
-    from dg_jax.eval.evaluate import ALL_METRICS, compute_metrics, parse_metrics, sample_batches
-    from dg_jax.eval.stats_io import load_stats, save_stats
-
     if args.batch_size < 1:
         parser.error("--batch_size must be >= 1")
     if args.write_stats:
@@ -135,8 +140,6 @@ def run(args, parser, backend=None) -> dict:
         ref_features, _ = backend.extract(batches, name="reference")
         print(f"reference {ref_desc}: {len(ref_features)} images, features {backend.name}")
     if args.write_stats:
-        from dg_jax.eval.stats_io import feature_statistics
-
         mu, sigma = feature_statistics(ref_features)
         if jax.process_index() == 0:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +170,6 @@ def main(argv=None, *, backend=None) -> int:
     network; tests pass a tiny stand-in, users never need it."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from dg_jax.cli import run_command
-
     return run_command(lambda: run(args, parser, backend), verbose=args.verbose)
 
 

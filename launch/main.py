@@ -27,6 +27,10 @@ from ml_collections import config_flags
 
 import configs
 from dg_jax.cli import parse_flags_or_exit, run_command
+from dg_jax.experiments.registry import get_pipeline
+
+# Everything above is JAX-free: JAX comes in (with dg_jax.parallel, inside main) only once the
+# flags are parsed, so --help and flag or config errors are answered without importing it.
 
 __doc__ = __doc__ % {"configs": configs.describe()}  # noqa: A001  (shown by --help)
 
@@ -48,8 +52,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # progress lines are printed; keep orbax's INFO quiet
 
     def run():
-        from dg_jax.experiments.registry import get_pipeline
-        from dg_jax.parallel import initialize_distributed, resolve_distributed
+        from dg_jax.parallel import initialize_distributed, resolve_distributed  # noqa: PLC0415
 
         initialize_distributed(resolve_distributed(FLAGS.distributed, FLAGS.coordinator_address,
                                                    FLAGS.num_processes, FLAGS.process_id))

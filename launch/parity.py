@@ -9,18 +9,18 @@ non-zero if any case fails or has an unknown kind. `--only NAME_OR_KIND` runs a 
 import argparse
 import sys
 
+import jax
+
+from dg_jax.parity.runner import run_manifest
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", required=True, help="folder holding manifest.json")
     parser.add_argument("--only", default=None, help="run only cases with this name or kind")
     args = parser.parse_args(argv)
-    import jax
-
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
-    from dg_jax.parity.runner import run_manifest
-
     results = run_manifest(args.fixtures, only=args.only)
     return 0 if results and all(r.passed for r in results) else 1
 

@@ -54,7 +54,7 @@ def test_random_weights_need_no_checkpoint(monkeypatch):
     checkpoints; a discriminator classifier with no architecture in the config is named."""
     import pytest
 
-    import dg_jax.convert.saved
+    import launch.benchmark
     from configs.cifar10_edm_dg import get_config as cifar10
     from configs.imagenet256_adm_dg import get_config as imagenet256
     from launch.benchmark import _discriminator, _score_model
@@ -67,7 +67,7 @@ def test_random_weights_need_no_checkpoint(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("--weights=random read a checkpoint")
 
-    monkeypatch.setattr(dg_jax.convert.saved, "load_weights", refuse)
+    monkeypatch.setattr(launch.benchmark, "load_weights", refuse)  # the name it calls
     config.score.arch.init_kwargs.update(model_channels=32, channel_mult=[1], num_blocks=1)
     config.disc.classifier_flags.update(classifier_width=64, classifier_depth=1)
     precond, params = _score_model(config, random_weights=True)

@@ -19,8 +19,15 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import orbax.checkpoint as ocp
 
+from dg_jax.convert.adm import load_adm_classifier, load_adm_unet, load_dg_discriminator
+from dg_jax.convert.edm import load_edm_denoiser
+from dg_jax.convert.inception import load_fid_inception
 from dg_jax.errors import CheckpointError, ConfigError, read_json
 from dg_jax.integrity import verify_folder, write_folder_digest
+from dg_jax.models.adm_flags import classifier_from_flags, unet_from_flags
+from dg_jax.models.dg_discriminator import DGDiscriminator
+from dg_jax.models.edm_precond import edm_precond_from_kwargs
+from dg_jax.models.inception import FIDInceptionV3
 
 KINDS = ("edm", "adm_unet", "adm_classifier", "dg_discriminator", "fid_inception")
 _NEEDS_FLAGS = ("adm_unet", "adm_classifier", "dg_discriminator")  # official files lack their arch
@@ -60,34 +67,23 @@ def convert_checkpoint(kind: str, inputs: Mapping[str, str], flags: Optional[Map
     if kind == "dg_discriminator" and not head_flags:
         raise ValueError("kind 'dg_discriminator' needs the head's flags (--head_flags)")
     if kind == "edm":
-        from dg_jax.convert.edm import load_edm_denoiser
-
         model, params, arch = load_edm_denoiser(inputs["checkpoint"])
         arch = {"kind": kind, "class_name": arch["class_name"], "init_kwargs": arch["init_kwargs"]}
         if getattr(model, "u", None) is not None and arch["class_name"] == "iDDPMPrecond":
             arch["u"] = np.asarray(model.u, np.float32).tolist()
         return Converted(kind, arch, model, params)
     if kind == "adm_unet":
-        from dg_jax.convert.adm import load_adm_unet
-
         model, params = load_adm_unet(inputs["checkpoint"], flags)
         return Converted(kind, {"kind": kind, "flags": dict(flags)}, model, params)
     if kind == "adm_classifier":
-        from dg_jax.convert.adm import load_adm_classifier
-
         model, params = load_adm_classifier(inputs["checkpoint"], flags, dg_time=dg_time)
         return Converted(kind, {"kind": kind, "flags": dict(flags), "dg_time": dg_time},
                          model, params)
     if kind == "dg_discriminator":
-        from dg_jax.convert.adm import load_dg_discriminator
-
         disc, params = load_dg_discriminator(inputs["classifier"], flags, inputs.get("checkpoint"),
                                              head_flags)
         arch = {"kind": kind, "classifier_flags": dict(flags), "head_flags": dict(head_flags)}
         return Converted(kind, arch, disc, params)
-    from dg_jax.convert.inception import load_fid_inception
-    from dg_jax.models.inception import FIDInceptionV3
-
     return Converted(kind, {"kind": kind}, FIDInceptionV3(), load_fid_inception(inputs["checkpoint"]))
 
 
@@ -95,29 +91,18 @@ def build_model(arch: Mapping):
     """The network (without parameters) that arch.json describes."""
     kind = arch.get("kind")
     if kind == "edm":
-        from dg_jax.models.edm_precond import edm_precond_from_kwargs
-
         model = edm_precond_from_kwargs(arch["class_name"], dict(arch["init_kwargs"]))
         if "u" in arch:
             model = dataclasses.replace(model, u=np.asarray(arch["u"], np.float32))
         return model
     if kind == "adm_unet":
-        from dg_jax.models.adm_flags import unet_from_flags
-
         return unet_from_flags(arch["flags"])
     if kind == "adm_classifier":
-        from dg_jax.models.adm_flags import classifier_from_flags
-
         return classifier_from_flags(arch["flags"], dg_time=arch.get("dg_time", True))
     if kind == "dg_discriminator":
-        from dg_jax.models.adm_flags import classifier_from_flags
-        from dg_jax.models.dg_discriminator import DGDiscriminator
-
         return DGDiscriminator(classifier_from_flags(arch["classifier_flags"], dg_time=True),
                                classifier_from_flags(arch["head_flags"], dg_time=True))
     if kind == "fid_inception":
-        from dg_jax.models.inception import FIDInceptionV3
-
         return FIDInceptionV3()
     raise ValueError(f"arch.json names unknown kind {kind!r}; known: {list(KINDS)}")
 

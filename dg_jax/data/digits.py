@@ -7,6 +7,7 @@ Training data reads them through `dg_jax.data.images` (source 'digits'); the eva
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 from dg_jax.data.shards import to_float, to_uint8
 from dg_jax.errors import ConfigError
@@ -20,8 +21,6 @@ def load_digits_uint8(resolution: int = 8, field: str = "data.resolution"
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, R, R, 1), labels int32 (N,)); R = 8 or a multiple of 8 (bilinear
     upsampling with half-pixel centres, so strokes stay smooth). `field` names R in errors."""
-    from sklearn.datasets import load_digits
-
     if resolution != 8 and (resolution <= 0 or resolution % 8):
         raise ConfigError(f"{field}={resolution}: the digits are 8x8; choose 8 or a multiple "
                           "of 8")

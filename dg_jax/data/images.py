@@ -45,6 +45,7 @@ import numpy as np
 from dg_jax.data.digits import load_digits_uint8
 from dg_jax.data.shards import load_npz_dataset, to_float
 from dg_jax.errors import ConfigError
+from dg_jax.eval import reference
 
 SOURCES = ("digits", "npz", "folder", "tfds", "cifar10", "random", "synthetic")
 PATH_SOURCES = {"npz": "a dataset .npz", "folder": "a folder of PNG / JPEG images",
@@ -132,21 +133,17 @@ def _read_npz(r: _Request):
 
 
 @contextlib.contextmanager
-def _reference_reader(r: _Request):
-    """dg_jax.eval.reference, its `ReferenceDataError`s as `ConfigError`s naming the fields.
-    Imported here, not at the top: it brings the Inception statistics code, which only the
-    folder and TFDS sources need."""
-    from dg_jax.eval import reference
-
+def _reference_errors(r: _Request):
+    """`dg_jax.eval.reference`'s `ReferenceDataError`s as `ConfigError`s naming the fields."""
     try:
-        yield reference
+        yield
     except reference.ReferenceDataError as err:
         raise ConfigError(f"{r.name('source')}={r.source!r}, {r.name('path')}={r.path!r}: "
                           f"{err}") from None
 
 
 def _read_folder(r: _Request):
-    with _reference_reader(r) as reference:
+    with _reference_errors(r):
         files = reference.list_image_files(r.path)
         images = reference.load_image_folder(r.path)
     if r.channels == 1:
@@ -161,7 +158,7 @@ def _read_tfds(r: _Request):
     # tensorflow_datasets is imported lazily, inside reference.iter_tfds_images: it needs
     # TensorFlow, the optional extra [tf], which the other sources (and most installs) lack.
     kwargs = dict(split=r.split, data_dir=r.data_dir, manual_dir=r.manual_dir)
-    with _reference_reader(r) as reference:
+    with _reference_errors(r):
         if r.num_classes:
             pairs = list(reference.iter_tfds_images(r.path, label_key="label", **kwargs))
             return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])

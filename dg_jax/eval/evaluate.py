@@ -18,11 +18,16 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from dg_jax.convert.saved import load_weights
+from dg_jax.data import shards
 from dg_jax.errors import NonFiniteError
 from dg_jax.eval import fid as fid_lib
+from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
+from dg_jax.eval.features import extract_inception_features
 from dg_jax.eval.precision_recall import precision_recall
 from dg_jax.eval.reference import rebatch, to_rgb
 from dg_jax.eval.stats_io import feature_statistics
+from dg_jax.models.inception import POOL3_DIM
 
 ALL_METRICS = ("fid", "is", "pr", "kid")
 METRICS_NEEDING_REF_FEATURES = ("pr", "kid")
@@ -41,10 +46,6 @@ def inception_backend(weights_path, mesh=None, batch_size: int | None = None,
                       field: str = "inception_weights") -> FeatureBackend:
     """FID Inception features from pytorch-fid's `.pth` at `weights_path` (read, never fetched),
     or from its `launch.convert --kind=fid_inception` folder; errors name `field`."""
-    from dg_jax.convert.saved import load_weights
-    from dg_jax.eval.features import extract_inception_features
-    from dg_jax.models.inception import POOL3_DIM
-
     variables = load_weights(weights_path, "fid_inception", field=field).params
     fc_kernel = np.asarray(variables["params"]["fc"]["kernel"])
 
@@ -59,8 +60,6 @@ def inception_backend(weights_path, mesh=None, batch_size: int | None = None,
 
 def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> FeatureBackend:
     """Penultimate features (64) and logits (10) of the digits CNN, trained here on all digits."""
-    from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
-
     apply_fn, params, _ = train_digits_classifier(resolution, seed=seed, steps=steps)
 
     def extract(batches, name="digits", total=None):
@@ -75,8 +74,6 @@ def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> Feat
 def sample_batches(shard_dir, batch_size: int, num_samples: int | None = None):
     """(number of samples, iterator of uint8 batches) over a shard directory's first
     `num_samples` images (default: the manifest's `num_samples`)."""
-    from dg_jax.data import shards
-
     manifest = shards.read_manifest(shard_dir)
     available = int(manifest["num_samples"])
     if num_samples is None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from dg_jax.data.shards import load_npz_dataset
 from dg_jax.errors import UserError
+from dg_jax.eval.features import extract_inception_features
 from dg_jax.eval.stats_io import feature_statistics, save_stats
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -45,7 +46,7 @@ def _require_pil():
     if importlib.util.find_spec("PIL") is None:
         raise ReferenceDataError("reading an image folder needs the package 'Pillow' "
                                  "(pip install Pillow)")
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415  (Pillow is optional: image folders only)
 
     return Image
 
@@ -107,7 +108,7 @@ def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = Non
                                  "pip install tensorflow-datasets")
     # imported here, not at the top: tensorflow_datasets needs TensorFlow (the optional extra
     # [tf]), which most installs lack and which takes seconds to import
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # noqa: PLC0415
 
     kwargs = {}
     if manual_dir is not None:
@@ -158,8 +159,6 @@ def rebatch(arrays: Iterable[np.ndarray], batch_size: int, limit: int | None = N
 def inception_feature_fn(variables, mesh=None, batch_size: int | None = None
                          ) -> Callable[[Iterable[np.ndarray]], tuple[np.ndarray, np.ndarray]]:
     """batches of uint8 NHWC -> (pool3 (N, 2048), logits (N, 1008)), sharded over `mesh`."""
-    from dg_jax.eval.features import extract_inception_features
-
     def run(batches):
         return extract_inception_features(variables, (to_rgb(b) for b in batches), mesh=mesh,
                                           batch_size=batch_size)

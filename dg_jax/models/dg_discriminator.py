@@ -23,6 +23,8 @@ import jax.numpy as jnp
 from dg_jax.broadcast import per_example
 from dg_jax.errors import ConfigError
 from dg_jax.models.adm import EncoderUNetModel
+from dg_jax.models.adm_flags import classifier_from_flags
+from dg_jax.models.conv_disc import ConvDiscriminator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +123,6 @@ DISC_KINDS = ("conv", "adm")
 def conv_discriminator(key, image_shape: Sequence[int], *, channels: Sequence[int],
                        time_embed_dim: int, num_classes: Optional[int] = None) -> Discriminator:
     """A small time-conditioned conv discriminator trained from scratch (all trainable)."""
-    from dg_jax.models.conv_disc import ConvDiscriminator
-
     model = ConvDiscriminator(channels=tuple(channels), time_embed_dim=time_embed_dim,
                               num_classes=num_classes)
     y = jnp.zeros((1,), jnp.int32) if num_classes is not None else None
@@ -135,8 +135,6 @@ def adm_discriminator(classifier: EncoderUNetModel, classifier_params, head_flag
                       attention_impl: str = "auto") -> Discriminator:
     """DG's discriminator: the frozen ADM `classifier` (time in VP tau) and a fresh head built
     from guided-diffusion classifier flags `head_flags`, in `compute_dtype`."""
-    from dg_jax.models.adm_flags import classifier_from_flags
-
     head_flags = dict(head_flags)
     if conditional:
         head_flags["condition"] = True
@@ -158,8 +156,6 @@ def discriminator_from_spec(spec: Mapping, image_shape: Sequence[int], num_class
     `head_flags`), `conditional`, `compute_dtype`, `attention_impl`. Random frozen classifier
     weights (no `classifier_params`) are for smoke tests and benchmarks. Errors name
     `field.<key>` and `data_field.resolution`."""
-    from dg_jax.models.adm_flags import classifier_from_flags
-
     kind = spec.get("kind")
     dtype = spec.get("compute_dtype", "float32")
     conditional = bool(spec.get("conditional", False))

@@ -21,7 +21,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from dg_jax.errors import ConfigError
 from dg_jax.models.edm_unets import UNET_CLASSES
+from dg_jax.models.precision import compute_dtype as check_dtype
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -227,9 +229,6 @@ def with_compute(precond: _Precond, *, compute_dtype: str = "float32",
     """The preconditioner with its U-Net computing in `compute_dtype` (parameters unchanged;
     the preconditioning, noise embedding and sampler state stay float32) and attention by
     `attention_impl` (`dg_jax.models.attention`). `field` names the config field in errors."""
-    from dg_jax.errors import ConfigError
-    from dg_jax.models.precision import compute_dtype as check_dtype
-
     model = precond.model
     if compute_dtype != "float32":
         check_dtype(compute_dtype, field)

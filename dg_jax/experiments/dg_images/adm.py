@@ -15,10 +15,12 @@ import jax
 import jax.numpy as jnp
 
 from dg_jax import rng as streams
+from dg_jax.convert.saved import load_weights
 from dg_jax.diffusion.iddpm import diffusion_from_flags, model_timesteps
 from dg_jax.errors import ConfigError
 from dg_jax.guidance.cfg import classifier_guidance_cond_fn
 from dg_jax.guidance.discriminator import dg_cond_fn, log_ratio_from_logit, sum_cond_fns
+from dg_jax.models.adm_flags import unet_from_flags
 from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 
 
@@ -34,14 +36,10 @@ class AdmScore:
 def build_adm_score(config) -> AdmScore:
     s = config.score
     if s.source == "converted":
-        from dg_jax.convert.saved import load_weights
-
         conv = load_weights(s.checkpoint, "adm_unet", field="score.checkpoint",
                             flags=s.get("flags", {}) and s.flags.to_dict())
         module, params, flags = conv.model, conv.params, conv.arch["flags"]
     elif s.source == "random":
-        from dg_jax.models.adm_flags import unet_from_flags
-
         flags = s.flags.to_dict()
         module = unet_from_flags(flags)
         size = module.image_size
@@ -64,8 +62,6 @@ def _classifier_cond(config):
     cg = config.cg
     if not cg.scale:
         return None
-    from dg_jax.convert.saved import load_weights
-
     conv = load_weights(cg.classifier, "adm_classifier", field="cg.classifier",
                         require={"dg_time": False})  # a noisy classifier: integer timesteps
     return classifier_guidance_cond_fn(lambda x, t: conv.model.apply(conv.params, x, t), cg.scale)

@@ -10,7 +10,9 @@ from dg_jax import rng
 from dg_jax.checkpoint import write_json
 from dg_jax.data import shards
 from dg_jax.errors import ConfigError, check_finite
-from dg_jax.eval.evaluate import compute_metrics
+from dg_jax.eval.evaluate import FeatureBackend, compute_metrics, digits_backend, inception_backend
+from dg_jax.eval.stats_io import load_stats
+from dg_jax.experiments.kit.sample_shards import latents_and_labels
 from dg_jax.metric_writers import log, relative_change
 
 
@@ -19,8 +21,6 @@ def feature_backend(config):
     digits), 'inception' (pytorch-fid weights at eval.inception_weights: the .pth or its
     launch.convert folder) or 'pixels' (pooled raw pixels; a stand-in for smoke runs, not a
     metric)."""
-    from dg_jax.eval.evaluate import digits_backend, inception_backend
-
     e = config.eval
     if e.features == "digits":
         return digits_backend(config.data.resolution, steps=e.classifier_steps)
@@ -42,8 +42,6 @@ PIXEL_GRID = 8
 def pixel_backend(resolution: int, channels: int):
     """Raw pixels in [0, 1], average-pooled to at most 8x8 per channel: a cheap stand-in for
     smoke runs and tests (their Fréchet distance needs no network), not a metric."""
-    from dg_jax.eval.evaluate import FeatureBackend
-
     factor = max(1, resolution // PIXEL_GRID)
     side = resolution // factor
 
@@ -66,8 +64,6 @@ def _batches(images, size):
 
 def path_log_ratios(config, sampler_factory, precond, score_params, disc, disc_params, n: int):
     """Mean discriminator log ratio per sampling step, with and without DG (DG's Fig. 7)."""
-    from dg_jax.experiments.kit.sample_shards import latents_and_labels
-
     lat, lab, noise_key = latents_and_labels(config, rng.key(config.seed, "eval", "log_ratio"), n)
     curves = {}
     for name, weight in (("no_dg", 0.0), ("dg", config.dg.weight_1st)):
@@ -89,8 +85,6 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
     backend = feature_backend(config)
     ref_stats_path = e.get("ref_stats", "")
     if ref_stats_path:
-        from dg_jax.eval.stats_io import load_stats
-
         ref_stats = load_stats(ref_stats_path, dim=backend.width)
         ref_feats = None
         metrics = ("fid", "is") if backend.name == "inception" else ("fid",)
@@ -143,10 +137,10 @@ def evaluate(config, workdir: pathlib.Path, real, precond, score_params, disc, d
 
 
 def _plots(workdir, sample_sets, curves, config) -> None:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (matplotlib only when plotting)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (matplotlib only when plotting)
 
     n = min(64, *(len(v) for v in sample_sets.values()))
     side = int(np.sqrt(n))

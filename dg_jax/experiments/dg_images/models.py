@@ -6,6 +6,7 @@ from typing import Optional
 import numpy as np
 
 from dg_jax import rng
+from dg_jax.convert.saved import load_weights
 from dg_jax.data.images import load_from_config
 from dg_jax.errors import ConfigError
 from dg_jax.models.dg_discriminator import Discriminator, discriminator_from_spec
@@ -25,8 +26,6 @@ def build_score_model(config):
     (score.checkpoint, made by launch.convert) or random init of score.arch."""
     s = config.score
     if s.source == "converted":
-        from dg_jax.convert.saved import load_weights
-
         conv = load_weights(s.checkpoint, "edm", field="score.checkpoint")
         precond, params = conv.model, conv.params
     elif s.source in ("train", "random"):
@@ -58,8 +57,6 @@ def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discrimi
         spec["compute_dtype"] = compute_dtype
     classifier = c_params = None
     if c.kind == "adm" and c.classifier:
-        from dg_jax.convert.saved import load_weights
-
         conv = load_weights(c.classifier, "adm_classifier", field="disc.classifier",
                             flags=c.classifier_flags.to_dict())
         classifier, c_params = conv.model, conv.params
@@ -74,8 +71,6 @@ def load_pretrained_discriminator(config) -> Discriminator:
     `launch.convert --kind=dg_discriminator` folder, or DG's head `.pt` itself with
     disc.classifier (DG's ADM classifier .pt) and disc.classifier_flags / disc.head_flags.
     Nothing is trained; `trainable` is the head's parameters."""
-    from dg_jax.convert.saved import load_weights
-
     c, d = config.disc, config.data
     conv = load_weights(c.checkpoint, "dg_discriminator", field="disc.checkpoint",
                         flags=c.classifier_flags.to_dict() or None,

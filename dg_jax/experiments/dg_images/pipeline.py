@@ -21,10 +21,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dg_jax.convert.saved import load_weights
 from dg_jax.data import shards
 from dg_jax.diffusion.processes import VP
 from dg_jax.errors import ConfigError, read_json
 from dg_jax.experiments.dg_images import models as M
+from dg_jax.experiments.dg_images.adm import build_adm_score, make_adm_sampler
+from dg_jax.experiments.dg_images.evaluate import evaluate
 from dg_jax.experiments.kit.sample_shards import write_sample_shards
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
@@ -34,6 +37,7 @@ from dg_jax.samplers.edm import edm_sigma_steps
 from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
 from dg_jax.train.edm_loss import make_edm_train_step
+from dg_jax.train.precomputed_features import make_head_train_step, precompute_features
 from dg_jax.train.state import TrainState, make_optimizer
 from dg_jax.validate import check_choice, check_positive
 from dg_jax.workdir import Stage
@@ -143,8 +147,6 @@ def needs_real_data(config) -> bool:
 def make_any_sampler(config, model, params, logit_fn=None, dg_weight: float = 0.0):
     """jit(latents, labels, noise_key[, return_log_ratio]) for the score family in the config."""
     if config.score.family == "adm":
-        from dg_jax.experiments.dg_images.adm import make_adm_sampler
-
         return make_adm_sampler(config, model, logit_fn, dg_weight)
     return make_sampler(config, model, params, logit_fn, dg_weight)
 
@@ -162,8 +164,6 @@ def build_score(config):
     initialised (EDM), or (AdmScore, None) for a guided-diffusion UNet. Built before any work:
     its errors (path, kind, resolution, labels) name the field."""
     if config.score.family == "adm":
-        from dg_jax.experiments.dg_images.adm import build_adm_score
-
         return build_adm_score(config), None
     return M.build_score_model(config)
 
@@ -231,8 +231,6 @@ def _with_classifier_guidance(config, corr, dg_weight):
     if not dg_weight:
         raise ValueError("cg.scale with dg.weight_1st=0 is not supported by EDM-G++ here; set a "
                          "DG weight")
-    from dg_jax.convert.saved import load_weights
-
     conv = load_weights(cg.classifier, "adm_classifier", field="cg.classifier",
                         require={"dg_time": True})
 
@@ -289,11 +287,6 @@ def disc_stage(run: Run, real, disc):
 def _precomputed_head_training(run: Run, disc, tx, real, fake, draws: int):
     """(train step, batch_fn) of the head on frozen classifier features computed once for
     `draws` (tau, noise) draws of every real and generated image (disc.precompute_draws)."""
-    from dg_jax.train.precomputed_features import (
-        make_head_train_step,
-        precompute_features,
-    )
-
     config = run.config
     c = config.disc
     if disc.features is None:
@@ -373,8 +366,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
                 write_sample_shards(config, workdir / name, fn, s.num_samples, s.batch_size,
                                     s.shard_size, r.streams.key("sample"), mesh, name)
     if "evaluate" in stages:
-        from dg_jax.experiments.dg_images.evaluate import evaluate
-
         if wd.is_done("evaluate"):
             log(f"[evaluate] done earlier with these fields: {workdir / 'results.json'}")
             return read_json(workdir / "results.json", "results")

@@ -39,10 +39,10 @@ def load_images(run) -> np.ndarray:
 
 
 def save_grid(path: pathlib.Path, images: np.ndarray, cols: int = 10) -> None:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (matplotlib only when plotting)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (matplotlib only when plotting)
 
     x = float_to_uint8(images[: cols * cols])
     n, h, w, c = x.shape

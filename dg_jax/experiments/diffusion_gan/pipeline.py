@@ -112,7 +112,8 @@ def run_toy25(run: Run) -> dict:
     check_finite(results, "evaluate")
     write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        from dg_jax.experiments.diffusion_gan.plot import plot_toy25
+        # matplotlib only when plotting (plot.py imports it)
+        from dg_jax.experiments.diffusion_gan.plot import plot_toy25  # noqa: PLC0415
 
         plot_toy25(workdir / "toy25.png", snapshots, config.runs, means)
         log(f"[done] wrote {workdir / 'results.json'} and {workdir / 'toy25.png'}")

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import pathlib
 
+import matplotlib  # this module is imported only when the pipeline plots
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 
 def plot_toy25(path: pathlib.Path, snapshots: dict, runs, means: np.ndarray, max_cols: int = 6):
     """One pair of rows per run: samples (EMA generator) over the training snapshots, then
     sigmoid(D(x, 0)) on a grid with the modes marked; the last column holds the final samples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # files only, no display
 
     rows = []
     for name in runs:
@@ -52,8 +52,6 @@ def plot_toy25(path: pathlib.Path, snapshots: dict, runs, means: np.ndarray, max
                     ax_s.set_ylabel("x2", fontsize=7)
                     ax_d.set_ylabel("x2", fontsize=7)
                     if r == 0:
-                        from matplotlib.lines import Line2D
-
                         ax_s.legend(handles=[
                             Line2D([], [], ls="", marker="o", ms=3, label="generator samples"),
                             Line2D([], [], ls="", marker="x", ms=3, c="r",

@@ -22,11 +22,15 @@ import ml_collections
 import numpy as np
 
 from dg_jax.checkpoint import write_json
+from dg_jax.diffusion.iddpm_losses import calc_bpd_loop
 from dg_jax.errors import check_finite
 from dg_jax.experiments.guidance import models as GM
+from dg_jax.experiments.guidance.sweep import sweep_stage
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.metric_writers import log
+from dg_jax.models.edm_precond import edm_precond_from_kwargs
 from dg_jax.parallel import check_divisible, process_slice
+from dg_jax.train.edm_train import edm_optimizer, make_edm_schedule_train_step
 from dg_jax.train.iddpm_train import (
     SCHEDULE_SAMPLERS,
     DiffusionTrainState,
@@ -150,9 +154,6 @@ def train_iddpm(run: Run, images, labels, *, name: str, unet_cfg, diff_cfg, trai
 def train_edm(run: Run, images, labels):
     """EDM's loss with its EMA half-life and learning-rate ramp; returns (precond, state)."""
     config = run.config
-    from dg_jax.models.edm_precond import edm_precond_from_kwargs
-    from dg_jax.train.edm_train import edm_optimizer, make_edm_schedule_train_step
-
     s, d, t = config.score, config.data, config.score.train
     precond = edm_precond_from_kwargs(s.edm.class_name, s.edm.init_kwargs.to_dict())
     if (precond.img_resolution, precond.img_channels) != (d.resolution, d.channels):
@@ -200,8 +201,6 @@ def vlb_stage(run: Run, train_images, heldout) -> dict:
     """Bits/dim on held-out images of two models trained for equal steps: 'hybrid_is'
     (learned-range variance, L_simple + L_vlb, loss-second-moment t) and 'simple' (fixed
     variance, L_simple, uniform t)."""
-    from dg_jax.diffusion.iddpm_losses import calc_bpd_loop
-
     v = run.config.vlb
     out = {}
     variants = {"hybrid_is": (True, "loss-second-moment"), "simple": (False, "uniform")}
@@ -258,8 +257,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
         results["vlb_bits_per_dim"] = vlb_stage(r, train_images, heldout)
         wd.finish("vlb")
     if "sweep" in config.stages:
-        from dg_jax.experiments.guidance.sweep import sweep_stage
-
         wd.start("sweep")
         results.update(sweep_stage(r, unet,
                                    jax.device_get(score_state.ema_params), clf,

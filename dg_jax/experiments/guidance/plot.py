@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pathlib
 
+import matplotlib  # this module is imported only when the pipeline plots
+import matplotlib.pyplot as plt
 import numpy as np
 
 
@@ -18,10 +20,7 @@ def _tile(samples: np.ndarray, per_row: int) -> np.ndarray:
 
 
 def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # files only, no display
 
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
     axes[0, 3].axis("off")

@@ -113,7 +113,8 @@ def sweep_stage(run, unet, params, clf, clf_params, real_images) -> dict:
                 f"({time.perf_counter() - t1:.1f}s)")
         results[method] = rows
     if jax.process_index() == 0:
-        from dg_jax.experiments.guidance.plot import plot_tradeoff
+        # matplotlib only when plotting (plot.py imports it)
+        from dg_jax.experiments.guidance.plot import plot_tradeoff  # noqa: PLC0415
 
         path = pathlib.Path(workdir) / "guidance.png"
         plot_tradeoff(path, results, grids, d.num_classes)

@@ -241,7 +241,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
             for name in ROWS}
     write_json(workdir / "results.json", results)
     if jax.process_index() == 0:
-        from dg_jax.experiments.toy2d.plot import plot_toy2d
+        # matplotlib only when plotting (plot.py imports it)
+        from dg_jax.experiments.toy2d.plot import plot_toy2d  # noqa: PLC0415
 
         plot_toy2d(workdir / "toy2d.png", traj, sigmas, config, real,
                    log_ratio_pair(real, wrong, disc), disc, disc_params)

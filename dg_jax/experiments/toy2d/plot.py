@@ -5,16 +5,16 @@ from __future__ import annotations
 import pathlib
 
 import jax.numpy as jnp
+import matplotlib  # this module is imported only when the pipeline plots
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 
 def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, log_ratio_pair,
                disc, disc_params) -> None:
     """`log_ratio_pair(disc_params, x, tau)` -> (learned, exact) log ratios at points x."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # files only, no display
 
     plot_sigmas = list(config.eval.plot_sigmas)
     taus = list(config.eval.plot_taus)
@@ -44,8 +44,6 @@ def plot_toy2d(path: pathlib.Path, trajectories: dict, sigmas, config, real, log
             if r == len(rows) - 1:
                 ax.set_xlabel("x1", fontsize=8)
             if r == 0 and c == 0:
-                from matplotlib.lines import Line2D
-
                 ax.legend(handles=[Line2D([], [], ls="", marker="o", ms=3, alpha=0.6,
                                           label="samples"),
                                    Line2D([], [], ls="", marker="x", ms=4, c="red",
