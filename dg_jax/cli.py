@@ -53,6 +53,9 @@ def parse_flags_or_exit(flag_values, argv: Sequence[str]) -> list[str]:
         if "config" in flag_values and flag_values["config"].present:
             flag_values.config.to_dict()  # a config file that failed to load raises here
         return remaining
+    except BrokenPipeError:  # `--help | head`: the reader closed the pipe; nothing is wrong
+        sys.stderr.close()
+        sys.exit(0)
     except Exception as err:  # noqa: BLE001  (every parse error comes from the command line)
         if verbose:
             traceback.print_exception(err)

@@ -1,13 +1,18 @@
 """dg_jax.data.images: every source on tiny data written here, the errors naming the field, and
 the one uint8 <-> float conversion."""
+import gzip
 import importlib.util
+import pathlib
 import pickle
+import time
 
 import ml_collections
 import numpy as np
 import pytest
 
-from dg_jax.data import digits, shards
+from dg_jax import rng as dg_rng
+from dg_jax.data import digits, images, shards
+from dg_jax.data.idx import IdxError, read_idx, write_idx
 from dg_jax.data.images import SOURCES, load_from_config, load_images
 from dg_jax.errors import ConfigError
 
@@ -172,7 +177,8 @@ def test_source_and_shape_errors_name_the_fields(tmp_path):
     with pytest.raises(ConfigError, match=r"score\.data\.channels=1"):
         load_images("npz", path=str(tmp_path / "a.npz"), resolution=4, channels=1,
                     field="score.data")
-    assert set(SOURCES) == {"digits", "npz", "folder", "tfds", "cifar10", "random", "synthetic"}
+    assert set(SOURCES) == {"digits", "npz", "folder", "tfds", "cifar10", "fashion_mnist",
+                            "random", "synthetic"}
 
 
 def test_load_from_config_reads_the_section(tmp_path):
@@ -185,3 +191,197 @@ def test_load_from_config_reads_the_section(tmp_path):
     np.testing.assert_array_equal(labels, [2, 0, 1])
     d = ml_collections.ConfigDict(dict(source="digits", resolution=8, channels=1))
     assert load_from_config(d)[0].shape == (1797, 8, 8, 1)
+
+
+# ---------------------------------------------------------------- IDX files and Fashion-MNIST
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_round_trip(tmp_path, suffix):
+    arrays = {"images": _u8(0, (5, 3, 4)), "labels": np.arange(5, dtype=np.uint8),
+              "int32": np.array([[-7, 1 << 20], [3, 0]], np.int32),
+              "float32": np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
+              "float64": np.array([np.pi, -0.5])}
+    for name, array in arrays.items():
+        path = write_idx(tmp_path / (name + "-idx" + suffix), array)
+        assert (path.read_bytes()[:2] == b"\x1f\x8b") == (suffix == ".gz")
+        got = read_idx(path)
+        assert got.dtype == array.dtype and got.dtype.isnative and got.flags.writeable
+        np.testing.assert_array_equal(got, array)
+    # MNIST's magic numbers: 2051 uint8 (N, rows, cols), 2049 uint8 (N,)
+    assert int.from_bytes(gzip.decompress((tmp_path / "images-idx.gz").read_bytes())[:4]
+                          if suffix else (tmp_path / "images-idx").read_bytes()[:4], "big") == 2051
+    read_idx(tmp_path / f"images-idx{suffix}", magic=2051)
+    read_idx(tmp_path / f"labels-idx{suffix}", magic=2049)
+
+
+def test_idx_errors_name_the_file(tmp_path):
+    path = write_idx(tmp_path / "labels-idx1-ubyte", np.arange(10, dtype=np.uint8))
+    data = path.read_bytes()
+    with pytest.raises(IdxError, match=r"labels-idx1-ubyte has IDX magic number 2049, "
+                                       r"expected 2051 \(uint8 images\)"):
+        read_idx(path, magic=2051)
+    (tmp_path / "text").write_bytes(b"hello, not an IDX file")
+    with pytest.raises(IdxError, match=r"text is not an IDX file"):
+        read_idx(tmp_path / "text")
+    (tmp_path / "cut").write_bytes(data[:-3])
+    with pytest.raises(IdxError, match=r"cut is truncated: .*shape \(10,\) \(18 bytes in all\) "
+                                       r"but it holds 15 bytes"):
+        read_idx(tmp_path / "cut")
+    (tmp_path / "cut-header").write_bytes(data[:6])
+    with pytest.raises(IdxError, match=r"cut-header is truncated: .*1 dimensions"):
+        read_idx(tmp_path / "cut-header")
+    (tmp_path / "cut-payload.gz").write_bytes(gzip.compress(data[:-1]))
+    with pytest.raises(IdxError, match=r"cut-payload\.gz is truncated"):
+        read_idx(tmp_path / "cut-payload.gz")
+    packed = gzip.compress(data)
+    (tmp_path / "cut-stream.gz").write_bytes(packed[:len(packed) // 2])
+    with pytest.raises(IdxError, match=r"cut-stream\.gz is a truncated gzip file"):
+        read_idx(tmp_path / "cut-stream.gz")
+    (tmp_path / "long").write_bytes(data + b"\0")
+    with pytest.raises(IdxError, match=r"long is not a valid IDX file: 1 bytes follow"):
+        read_idx(tmp_path / "long")
+    with pytest.raises(IdxError, match=r"absent not found"):
+        read_idx(tmp_path / "absent")
+    with pytest.raises(ValueError, match="IDX holds"):
+        write_idx(tmp_path / "x", np.zeros(3, np.uint64))
+
+
+FAKE_SIZES = {"train": 40, "test": 20}  # 4 and 2 images of each of the 10 classes
+
+
+def _fake_fashion(folder, gz=True):
+    """Fashion-MNIST's four IDX files with FAKE_SIZES random images, labels cycling 0..9 (the
+    images' shapes and dtypes of the real files); -> {split: (uint8 images, labels)}."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for k, (split, prefix) in enumerate((("train", "train"), ("test", "t10k"))):
+        n = FAKE_SIZES[split]
+        x, y = _u8(100 + k, (n, 28, 28)), (np.arange(n) * 3 % 10).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{'.gz' * gz}", x)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{'.gz' * gz}", y)
+        written[split] = x, y
+    return written
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_on_a_fake_folder(tmp_path, gz):
+    written = _fake_fashion(tmp_path, gz=gz)
+    for split, (x, y) in written.items():
+        got, labels = load_images("fashion_mnist", path=str(tmp_path), split=split,
+                                  resolution=28, channels=1)
+        assert got.shape == (FAKE_SIZES[split], 28, 28, 1) and got.dtype == np.float32
+        np.testing.assert_array_equal(got[..., 0], shards.to_float(x))
+        assert labels.dtype == np.int32
+        np.testing.assert_array_equal(labels, y)
+    small, _ = load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=1)
+    padded, _ = load_images("fashion_mnist", path=str(tmp_path), resolution=32, channels=1)
+    assert padded.shape == (40, 32, 32, 1)
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], small)
+    border = np.ones((32, 32), bool)
+    border[2:30, 2:30] = False
+    assert np.all(padded[:, border] == -1.0)  # black, as the images' uint8 0 background
+    rgb, _ = load_images("fashion_mnist", path=str(tmp_path), resolution=32, channels=3)
+    assert rgb.shape == (40, 32, 32, 3)
+    np.testing.assert_array_equal(rgb, np.repeat(padded, 3, axis=-1))
+    d = ml_collections.ConfigDict(dict(source="fashion_mnist", path=str(tmp_path), split="test",
+                                       resolution=28, channels=1, num_classes=10))
+    np.testing.assert_array_equal(load_from_config(d)[1], written["test"][1])
+
+
+def test_fashion_mnist_balanced_subsets(tmp_path):
+    _fake_fashion(tmp_path)
+    full, full_labels = load_images("fashion_mnist", path=str(tmp_path), resolution=28,
+                                    channels=1)
+
+    def subset(seed, size=20):
+        return load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=1,
+                           subset_size=size, rng=dg_rng.numpy(seed, "data", "subset"))
+
+    a, a_labels = subset(0)
+    b, b_labels = subset(0)
+    np.testing.assert_array_equal(a, b)  # the same seed, the same subset
+    np.testing.assert_array_equal(a_labels, b_labels)
+    np.testing.assert_array_equal(np.bincount(a_labels, minlength=10), np.full(10, 2))
+    # the rows of the full set, in its order
+    rows = [int(np.flatnonzero((full == img).all(axis=(1, 2, 3)))[0]) for img in a]
+    assert rows == sorted(rows) and len(set(rows)) == 20
+    np.testing.assert_array_equal(full_labels[rows], a_labels)
+    assert not np.array_equal(subset(1)[0], a)
+    np.testing.assert_array_equal(subset(0, size=40)[0], full)  # every image, in order
+    d = ml_collections.ConfigDict(dict(source="fashion_mnist", path=str(tmp_path), resolution=28,
+                                       channels=1, subset_size=20))
+    np.testing.assert_array_equal(load_from_config(d, rng=dg_rng.numpy(0, "data", "subset"))[0], a)
+    # any labelled source
+    npz_labels = np.array([0, 0, 1, 1, 1, 2])
+    np.savez(tmp_path / "a.npz", _u8(0, (6, 4, 4, 1)), npz_labels)
+    _, got = load_images("npz", path=str(tmp_path / "a.npz"), resolution=4, channels=1,
+                         subset_size=3, rng=np.random.default_rng(0))
+    assert got[0] == 0 and got[1] == 1 and got[2] == 2  # one a class, sorted
+    with pytest.raises(ConfigError, match=r"data\.subset_size=6 asks for 2 images of each of the "
+                                          r"3 classes, but class 2 has only 1"):
+        load_images("npz", path=str(tmp_path / "a.npz"), resolution=4, channels=1,
+                    subset_size=6, rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match=r"data\.subset_size=25 must be a multiple of the "
+                                          r"number of classes, 10"):
+        subset(0, size=25)
+    with pytest.raises(ConfigError, match=r"data\.subset_size=50 asks for 5 images"):
+        subset(0, size=50)
+    with pytest.raises(ConfigError, match=r"data\.subset_size=-10 must be an integer >= 0"):
+        subset(0, size=-10)
+    with pytest.raises(ValueError, match=r"data\.subset_size=20 draws its subset from rng"):
+        load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=1,
+                    subset_size=20)
+
+
+def test_fashion_mnist_errors_name_the_field_and_the_file(tmp_path, monkeypatch):
+    _fake_fashion(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=1)  # train intact
+    with pytest.raises(ConfigError, match=r"data\.split='test'\) needs t10k-labels-idx1-ubyte\.gz "
+                                          r"\(or uncompressed t10k-labels-idx1-ubyte\), which "
+                                          r"data\.path=.* lacks: install the Debian package "
+                                          r"\(`apt-get install -y dataset-fashion-mnist`.*\) or "
+                                          r"set data\.path to a folder with the four files"):
+        load_images("fashion_mnist", path=str(tmp_path), split="test", resolution=28, channels=1)
+    monkeypatch.setattr(images, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match=r"needs train-images-idx3-ubyte\.gz .*which the "
+                                          r"default folder .*absent lacks: install the Debian "
+                                          r"package \(`apt-get install -y dataset-fashion-mnist`"):
+        load_images("fashion_mnist", resolution=28, channels=1)
+    with pytest.raises(ConfigError, match=r"data\.split='validation'.*\['train', 'test'\]"):
+        load_images("fashion_mnist", path=str(tmp_path), split="validation", resolution=28,
+                    channels=1)
+    with pytest.raises(ConfigError, match=r"data\.resolution=64: .*28x28; set 28, or 32"):
+        load_images("fashion_mnist", path=str(tmp_path), resolution=64, channels=1)
+    with pytest.raises(ConfigError, match=r"data\.channels=2: .*grayscale"):
+        load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=2)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(40, dtype=np.int32))
+    with pytest.raises(ConfigError, match=r"data\.source='fashion_mnist', data\.path=.*: .*"
+                                          r"train-labels-idx1-ubyte\.gz has IDX magic number 3073, "
+                                          r"expected 2049"):
+        load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=1)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(30, dtype=np.uint8))
+    with pytest.raises(ConfigError, match=r"train-images-idx3-ubyte\.gz holds images "
+                                          r"\(40, 28, 28\) and train-labels-idx1-ubyte\.gz labels "
+                                          r"\(30,\)"):
+        load_images("fashion_mnist", path=str(tmp_path), resolution=28, channels=1)
+
+
+@pytest.mark.skipif(not pathlib.Path(images.FASHION_MNIST_DIR).is_dir(),
+                    reason=f"{images.FASHION_MNIST_DIR} is absent: apt-get install -y "
+                           "dataset-fashion-mnist (Debian's Fashion-MNIST) to run this test")
+def test_fashion_mnist_real_files():
+    start = time.perf_counter()
+    train, train_labels = load_images("fashion_mnist", resolution=28, channels=1)  # the default
+    seconds = time.perf_counter() - start
+    assert train.shape == (60000, 28, 28, 1) and train.dtype == np.float32
+    assert train.min() == -1.0 and train.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(train_labels, minlength=10), np.full(10, 6000))
+    del train
+    test, test_labels = load_images("fashion_mnist", split="test", resolution=28, channels=1)
+    assert test.shape == (10000, 28, 28, 1)
+    assert test_labels.min() == 0 and test_labels.max() == 9
+    np.testing.assert_array_equal(np.bincount(test_labels, minlength=10), np.full(10, 1000))
+    assert seconds < 30, f"reading Fashion-MNIST's training set took {seconds:.1f} s"
