@@ -12,7 +12,8 @@ invalidate trained checkpoints, naming the fields, before any work.
     with wd.stage("score"):  # begun (outputs of a redone stage removed), then finished
         ...
 
-`DIR/config.json` holds {"experiment", "source", "config", "stages": {name: {"fields", "done"}}}.
+`DIR/config.json` holds {"format", "experiment", "source", "config", "stages": {name: {"fields",
+"done"}}}; a record of another `format` is refused.
 For each recorded stage `check` compares the fields now in the config with the recorded ones
 (dotted names; `ignore` lists the ones that may change freely, e.g. logging intervals):
 - nothing changed, and no stage it reads from is redone: kept (`done`) or resumed;
@@ -40,6 +41,9 @@ from dg_jax.errors import WorkdirError, read_json
 from dg_jax.parallel import sync
 
 RECORD = "config.json"
+# the record's format: 2 since 2026-12-02 (named rng streams, one train state): a workdir of an
+# earlier format holds outputs drawn from other random streams and checkpoints of other layouts
+FORMAT = 2
 # files only dg_jax writes: a folder holding them without a record was not made by this version
 OUTPUT_MARKERS = ("checkpoints", "results.json")
 
@@ -132,6 +136,11 @@ class Workdir:
         if not isinstance(record, dict) or "experiment" not in record:
             raise WorkdirError(f"workdir {self.path}: {path} was written by an older dg_jax (no "
                                "'experiment' entry); use a new --workdir")
+        if record.get("format", 1) != FORMAT:
+            raise WorkdirError(f"workdir {self.path}: {path} has record format "
+                               f"{record.get('format', 1)}, this dg_jax writes {FORMAT} (its "
+                               "random streams and checkpoint layouts differ, so resuming would "
+                               "mix them); use a new --workdir")
         return record
 
     def _fields(self, stage: Stage, done: bool) -> dict:
@@ -197,8 +206,8 @@ class Workdir:
         if jax.process_index() == 0:
             self.path.mkdir(parents=True, exist_ok=True)
         record = dict(self._recorded) if self._recorded else {}
-        record.update(experiment=self.experiment, source=self.source or record.get("source", ""),
-                      config=self.config)
+        record.update(format=FORMAT, experiment=self.experiment,
+                      source=self.source or record.get("source", ""), config=self.config)
         record.setdefault("stages", {})
         self._write(record)
         return plan

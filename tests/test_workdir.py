@@ -102,6 +102,14 @@ def test_other_experiment_old_record_and_foreign_outputs_are_refused(tmp_path):
     (old / "config.json").write_text(json.dumps({"toy2d": {"seed": 0}}))
     with pytest.raises(WorkdirError, match="older dg_jax"):
         workdir(old, config()).check()
+    # a record of the format before named rng streams (no 'format' entry) is refused too
+    pre = tmp_path / "pre_streams"
+    pre.mkdir()
+    (pre / "config.json").write_text(json.dumps({"experiment": "exp", "config": {},
+                                                 "stages": {}}))
+    with pytest.raises(WorkdirError, match="record format 1, this dg_jax writes 2"):
+        workdir(pre, config()).check()
+    assert json.loads((tmp_path / "config.json").read_text())["format"] == 2
     foreign = tmp_path / "foreign"
     (foreign / "checkpoints").mkdir(parents=True)
     with pytest.raises(WorkdirError, match="no config.json"):
