@@ -6,6 +6,10 @@ A `FeatureBackend` turns a stream of uint8 NHWC batches into `(features, score_l
   improved-GAN code's softmax input; see `dg_jax.eval.fid.inception_score_logits`);
 - `digits_backend(resolution)`: the small scikit-learn-digits CNN (64-d features, 10 logits),
   for the embedded digit experiments.
+- `fashion_backend(cache_dir, resolution)`: the Fashion-MNIST CNN of `dg_jax.eval.classifier`
+  (128-d features, 10 logits), trained once on the 60,000 training images and cached in
+  `cache_dir` (its test accuracy is logged); the real-vs-real floor of its FD is
+  `dg_jax.eval.fid.real_floor` on the test set's features.
 
 `compute_metrics` then gives FID (against reference statistics or features), Inception Score
 (10 splits), precision / recall (k = 3 nearest-neighbour manifolds) and KID (StyleGAN2-ADA's
@@ -21,6 +25,7 @@ import numpy as np
 from dg_jax.convert.saved import load_weights
 from dg_jax.data import shards
 from dg_jax.errors import NonFiniteError
+from dg_jax.eval import classifier as classifier_lib
 from dg_jax.eval import fid as fid_lib
 from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
 from dg_jax.eval.features import extract_inception_features
@@ -69,6 +74,29 @@ def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> Feat
         return (np.concatenate([o[1] for o in outs]), np.concatenate([o[0] for o in outs]))
 
     return FeatureBackend("digits", 64, extract)
+
+
+def fashion_backend(cache_dir, resolution: int = 28, steps: int = classifier_lib.FASHION_STEPS,
+                    seed: int = 0, path: str = "", **settings) -> FeatureBackend:
+    """Penultimate features and logits (10) of the Fashion-MNIST CNN (`fashion_classifier`:
+    loaded from `cache_dir` when trained there with these settings, else trained and cached;
+    `settings` are its other arguments), for uint8 images of `resolution` (28, or 32
+    zero-padded) and 1 channel (or 3 equal ones)."""
+    net = classifier_lib.fashion_classifier(cache_dir, resolution=resolution, steps=steps,
+                                            seed=seed, path=path, **settings)  # logs accuracy
+
+    def extract(batches, name="fashion_mnist", total=None):
+        del name, total  # a small CNN: fast enough to need no progress lines
+        outs = []
+        for b in batches:
+            b = np.asarray(b)
+            if b.shape[1:3] != (resolution, resolution):
+                raise ValueError(f"the Fashion-MNIST classifier was trained at {resolution}x"
+                                 f"{resolution}, got images of {b.shape[1:3]}")
+            outs.append(classifier_lib.features(net.apply_fn, net.params, b[..., :1]))
+        return (np.concatenate([o[1] for o in outs]), np.concatenate([o[0] for o in outs]))
+
+    return FeatureBackend("fashion_mnist", net.feature_dim, extract)
 
 
 def sample_batches(shard_dir, batch_size: int, num_samples: int | None = None):

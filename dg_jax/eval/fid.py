@@ -8,6 +8,8 @@
   `inception_score_logits`).
 - KID (Binkowski et al. 2018), the unbiased MMD^2 with the cubic polynomial kernel
   `k(x, y) = (x.y / d + 1)^3`, averaged over random subsets (StyleGAN2-ADA's estimator).
+- `real_floor`: the FD between two disjoint random halves of one real feature set, the floor a
+  model's FD is read against.
 """
 from __future__ import annotations
 
@@ -114,3 +116,21 @@ def kernel_inception_distance(features_gen, features_real, num_subsets: int = 10
         b = (x @ y.T / d + 1) ** 3
         total += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
     return float(total / num_subsets / m)
+
+
+def real_floor(features_real, rng: np.random.Generator) -> float:
+    """The real-vs-real floor of the Fréchet distance: the FD between two disjoint random halves
+    (N // 2 rows each, drawn by `rng`, e.g. `dg_jax.rng.numpy(seed, "eval", "floor")`) of one
+    real feature set, e.g. a test set's 10,000 features.
+
+    It is what a generator that samples the real distribution exactly would score with N // 2
+    samples against N // 2 reference images: FD estimated from finitely many samples is biased
+    upwards (the covariances' sampling noise), so a model's FD is read against this floor, not
+    against 0. It grows as N shrinks and with the feature width; it is positive whenever the
+    halves differ at all."""
+    f = np.asarray(features_real)
+    if f.ndim != 2 or f.shape[0] < 4:
+        raise ValueError(f"real_floor needs a feature matrix of at least 4 rows, got {f.shape}")
+    half = f.shape[0] // 2
+    order = rng.permutation(f.shape[0])
+    return fid_from_features(f[order[:half]], f[order[half:2 * half]])
