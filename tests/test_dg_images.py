@@ -196,3 +196,20 @@ def test_dg_workflow_with_official_pretrained_parts(shared_fixtures, tmp_path):
     assert dg.shape == (8, 32, 32, 3) and not np.array_equal(dg, nodg)
     direct = dg_images.run(config(parity / "edm_ddpmpp_vp_uncond.pkl"), str(tmp_path / "run2"))
     assert direct["fd_dg"] == pytest.approx(results["fd_dg"], rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_arg", ["cifar10_edm_dg:smoke", "cifar10_edm_dg:cond,smoke",
+                                        "ffhq64_edm_dg:smoke", "imagenet256_adm_dg:smoke"])
+def test_every_dg_image_config_smoke_runs(tmp_path, config_arg):
+    """Each DG image config's :smoke variant runs end to end (random tiny networks, synthetic
+    data) through the registry, as `launch.main` runs it, and reports finite distances."""
+    import importlib
+
+    from dg_jax.experiments.registry import get_pipeline
+
+    name, arg = config_arg.split(":")
+    config = importlib.import_module(f"configs.{name}").get_config(arg)
+    results = get_pipeline(config.pipeline)(config, str(tmp_path), source=config_arg)
+    assert np.isfinite(results["fd_no_dg"]) and np.isfinite(results["fd_dg"])
+    assert (tmp_path / "results.json").exists() and (tmp_path / "grid.png").exists()

@@ -76,7 +76,7 @@ def test_diverging_discriminator_stops_before_results(tmp_path):
     stop in the train stage, name what is not finite, and write no results."""
     config = smoke()
     config.disc.learning_rate = 1e5
-    with pytest.raises(NonFiniteError, match=r"\[train\] non-finite .*no checkpoint was saved"):
+    with pytest.raises(NonFiniteError, match=r"\[disc\] non-finite .*no checkpoint was saved"):
         toy2d.run(config, str(tmp_path))
     assert not (tmp_path / "results.json").exists()
     assert not (tmp_path / "checkpoints" / "disc" / "20").exists()
@@ -122,5 +122,5 @@ def test_main_entry_point_runs_smoke_config(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                          cwd=pathlib.Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "[train] step 40/40" in out.stdout
+    assert "[disc] step 40/40" in out.stdout
     assert (tmp_path / "results.json").exists()
