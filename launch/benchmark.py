@@ -42,7 +42,7 @@ from dg_jax.models.dg_discriminator import discriminator_from_spec
 from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params, with_compute
 from dg_jax.models.precision import compute_dtype as check_dtype
 from dg_jax.parallel import data_sharding, make_mesh, replicate
-from dg_jax.samplers.edm import edm_sigma_steps
+from dg_jax.samplers.edm import denoiser_sigma_steps
 from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
 from dg_jax.train.discriminator import make_train_step
 from dg_jax.train.edm_loss import make_edm_train_step
@@ -79,9 +79,7 @@ def _samplers(config, precond, params, disc):
     """The config's EDM Heun sampler without and with DG (`make_edm_gpp_sampler`), built from
     its sampler and dg fields as the DG image experiment builds them."""
     s, d = config.sampler, config.dg
-    sigmas = edm_sigma_steps(s.num_steps, max(s.sigma_min, precond.sigma_min),
-                             min(s.sigma_max, precond.sigma_max), s.rho,
-                             round_sigma=precond.round_sigma)
+    sigmas = denoiser_sigma_steps(precond, s.num_steps, s.sigma_min, s.sigma_max, s.rho)
     corr = dg_correction_fn(disc.bind(disc.trainable), process=VP(0.1, 20.0),
                             time_min=d.time_min, time_max=d.time_max,
                             clip_probability=d.clip_probability, with_log_ratio=True)

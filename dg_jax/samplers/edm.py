@@ -37,6 +37,15 @@ def edm_sigma_steps(num_steps: int, sigma_min: float = 0.002, sigma_max: float =
     return np.concatenate([t, np.zeros(1)])
 
 
+def denoiser_sigma_steps(denoiser, num_steps: int, sigma_min: float = 0.002,
+                         sigma_max: float = 80.0, rho: float = 7.0) -> np.ndarray:
+    """EDM's sigma table clamped to the range a preconditioned denoiser supports (its
+    `sigma_min`, `sigma_max` and `round_sigma`, as EDM's sampler reads them from the net)."""
+    return edm_sigma_steps(num_steps, max(sigma_min, denoiser.sigma_min),
+                           min(sigma_max, denoiser.sigma_max), rho,
+                           round_sigma=denoiser.round_sigma)
+
+
 def churn_gammas(sigmas: np.ndarray, S_churn: float, S_min: float, S_max: float) -> np.ndarray:
     """Per-step gamma_i = min(S_churn / N, sqrt(2) - 1) when S_min <= sigma_i <= S_max, else 0."""
     n = len(sigmas) - 1

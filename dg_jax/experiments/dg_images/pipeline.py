@@ -33,7 +33,7 @@ from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
 from dg_jax.metric_writers import log
 from dg_jax.parallel import check_divisible, process_slice
-from dg_jax.samplers.edm import edm_sigma_steps
+from dg_jax.samplers.edm import denoiser_sigma_steps
 from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
 from dg_jax.train.discriminator import TIME_SAMPLINGS, make_train_step
 from dg_jax.train.edm_loss import make_edm_train_step
@@ -153,9 +153,7 @@ def make_any_sampler(config, model, params, logit_fn=None, dg_weight: float = 0.
 
 def sigma_table(config, precond):
     s = config.sampler
-    return edm_sigma_steps(s.num_steps, max(s.sigma_min, precond.sigma_min),
-                           min(s.sigma_max, precond.sigma_max), s.rho,
-                           round_sigma=precond.round_sigma)
+    return denoiser_sigma_steps(precond, s.num_steps, s.sigma_min, s.sigma_max, s.rho)
 
 
 # ---------------------------------------------------------------------------------------- score
