@@ -55,6 +55,12 @@ def get_default_config() -> ml_collections.ConfigDict:
         # precompute_draws=K: frozen features of K (tau, noise) draws per image, computed once;
         # the head then trains on them (0: fresh draws each step; only for disc.kind="adm")
         precompute_draws=0,
+        # classifier_train.num_steps > 0 (disc.kind='adm', no disc.classifier file): the
+        # classifier stage first trains classifier_flags' network as a noisy classifier on the
+        # labelled real images (DG's VP time), then the head trains on its frozen features
+        classifier_train=dict(num_steps=0, batch_size=128, optimizer="adam",
+                              learning_rate=1e-3, time_sampling="uniform", t_min=1e-5,
+                              log_every=100, checkpoint_every=1000),
         time_sampling="importance", t_min=1e-5, optimizer="adam", learning_rate=3e-4,
         batch_size=128, num_steps=60 * 782, log_every=500, checkpoint_every=5000)
     config.sample = dict(num_samples=50000, batch_size=500, shard_size=5000)
@@ -63,8 +69,13 @@ def get_default_config() -> ml_collections.ConfigDict:
                      clip_probability=True)
     # classifier guidance beside DG: a converted ADM classifier and its scale (0: off)
     config.cg = dict(scale=0.0, classifier="")
+    # the DG-weight sweep: FD of sweep.num_samples samples (the same latents) at each weight
+    config.sweep = dict(weights=[], num_samples=0)
+    # reference 'data' (the training images) or 'test' (the source's test split); features
+    # 'fashion_mnist' caches its network in classifier_cache ("" = WORKDIR/eval_classifier)
     config.eval = dict(ref_stats="", features="inception", inception_weights="", num_samples=50000,
-                       batch_size=500, path_samples=500, classifier_steps=0)
+                       batch_size=500, path_samples=500, classifier_steps=0, reference="data",
+                       classifier_cache="")
     return config
 
 
@@ -102,5 +113,5 @@ def apply_smoke(config, family: str = "edm") -> None:
                                   classifier_use_scale_shift_norm=True,
                                   classifier_resblock_updown=True)
     config.disc.update(num_steps=4, batch_size=8, log_every=2, checkpoint_every=2)
-    config.eval = dict(ref_stats="", features="pixels", inception_weights="", num_samples=32,
+    config.eval.update(ref_stats="", features="pixels", inception_weights="", num_samples=32,
                        batch_size=16, path_samples=8, classifier_steps=0)

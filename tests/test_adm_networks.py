@@ -118,8 +118,12 @@ def test_encoder_pools_jit_matches_eager(pool):
     eager = module.apply(variables, x, t, y)
     jitted = jax.jit(module.apply)(variables, x, t, y)
     assert eager.shape == (2, 4)
-    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5)
-    assert float(jnp.abs(eager).max()) > 1e-3
+    # float32 reassociation under jit: the error scales with the logits' size (~1e2 here), so
+    # the absolute tolerance is relative to the largest logit, not to each entry
+    scale = float(jnp.abs(eager).max())
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5,
+                               atol=1e-6 * max(scale, 1.0))
+    assert scale > 1e-3
     feats = module.apply(variables, x, t, y, feature=True)
     assert feats.shape == (2, 4, 4, 64)
 

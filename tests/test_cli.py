@@ -165,7 +165,7 @@ def test_docstring_commands_run_as_written(path, monkeypatch):
         else:
             raise AssertionError(f"{path.name}: unknown entry point {module}")
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-    for spec in re.findall(r"--config=(configs/[\w.]+(?::[\w,]+)?)", doc):
+    for spec in re.findall(r"--config=(configs/[\w.]+(?::[\w,=.]+)?)", doc):
         config_keys(spec)
     keys = config_keys(f"configs/{path.name}")
     for field in re.findall(r"--config\.([\w.]+?)=", doc):

@@ -225,3 +225,17 @@ def test_digits_wrappers_match_the_original_code():
     logits, feats = digits_features(apply_fn, params, u8, batch_size=64)
     np.testing.assert_array_equal(logits, np.concatenate([np.asarray(r[0]) for r in ref]))
     np.testing.assert_array_equal(feats, np.concatenate([np.asarray(r[1]) for r in ref]))
+
+
+def test_feature_layer_reads_positions_or_their_mean_and_schedules_are_checked():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 1)), jnp.float32)
+    for flatten, kernel_rows in ((True, 4 * 4 * 3), (False, 3)):
+        net = clf.ClassifierCNN(feature_dim=5, widths=(3,), pool_after=(0,), flatten=flatten)
+        params = net.init(jax.random.PRNGKey(0), x)
+        dense = [v for k, v in params["params"].items() if k.startswith("Dense")][0]
+        assert dense["kernel"].shape == (kernel_rows, 5)
+        logits, feats = net.apply(params, x, return_features=True)
+        assert logits.shape == (2, 10) and feats.shape == (2, 5)
+    with pytest.raises(ValueError, match="lr_schedule='linear'"):
+        clf.train_classifier(np.zeros((4, 8, 8, 1)), np.zeros(4, int), steps=1,
+                             lr_schedule="linear")

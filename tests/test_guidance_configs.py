@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from configs import cifar10_iddpm, digits_guidance
+from configs import cifar10_iddpm, digits_guidance, fashion_guidance
+from dg_jax.data.images import FASHION_MNIST_DIR
 from dg_jax.experiments.guidance import pipeline as guidance_train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -32,8 +33,9 @@ def test_digits_guidance_smoke_through_launch_main(tmp_path):
         rows = saved[method]
         assert [r["weight"] for r in rows] == sorted(weights)
         for r in rows:
-            assert set(r) == {"weight", "accuracy", "fd"}
+            assert set(r) == {"weight", "accuracy", "fd", "precision", "recall"}
             assert 0.0 <= r["accuracy"] <= 1.0 and np.isfinite(r["fd"])
+            assert 0.0 <= r["precision"] <= 1.0 and 0.0 <= r["recall"] <= 1.0
     assert set(saved["vlb_bits_per_dim"]) == {"hybrid_is", "simple"}
     assert all(np.isfinite(v) for v in saved["vlb_bits_per_dim"].values())
     assert (tmp_path / "guidance.png").stat().st_size > 10_000
@@ -136,3 +138,26 @@ def test_digits_guidance_networks_keep_their_architecture():
     config.classifier.flags.bogus = 1
     with pytest.raises(ValueError, match=r"classifier.flags: unknown classifier flag\(s\) \['bogus'\]"):
         GM.build_classifier(config.classifier.flags, d)
+
+
+@pytest.mark.slow
+def test_fashion_guidance_smoke_sweeps_cg_with_both_samplers(tmp_path):
+    """configs/fashion_guidance.py:smoke on a 200-image Fashion-MNIST subset: CG with DDPM's
+    mean shift and DDIM's eps shift, CFG, each scored (accuracy, FD, precision, recall) by the
+    Fashion-MNIST evaluation network."""
+    if not pathlib.Path(FASHION_MNIST_DIR).is_dir():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST_DIR} "
+                    "(apt-get install -y dataset-fashion-mnist)")
+    launch("fashion_guidance.py:smoke", tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    smoke = fashion_guidance.get_config("smoke")
+    for method, weights in (("cg", smoke.sweep.cg_weights), ("cg_ddim", smoke.sweep.cg_weights),
+                            ("cfg", smoke.sweep.cfg_weights)):
+        rows = saved[method]
+        assert [r["weight"] for r in rows] == sorted(weights)
+        for r in rows:
+            assert set(r) == {"weight", "accuracy", "fd", "precision", "recall"}
+            assert np.isfinite(r["fd"])
+    assert 0 < saved["scorer_test_accuracy"] <= 1
+    assert (tmp_path / "guidance.png").stat().st_size > 10_000
+    assert (tmp_path / "eval_classifier" / "classifier.json").is_file()

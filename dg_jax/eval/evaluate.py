@@ -45,6 +45,7 @@ class FeatureBackend:
     name: str
     width: int
     extract: Callable[[Iterable[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+    info: dict = dataclasses.field(default_factory=dict)  # e.g. a trained network's accuracy
 
 
 def inception_backend(weights_path, mesh=None, batch_size: int | None = None,
@@ -65,7 +66,7 @@ def inception_backend(weights_path, mesh=None, batch_size: int | None = None,
 
 def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> FeatureBackend:
     """Penultimate features (64) and logits (10) of the digits CNN, trained here on all digits."""
-    apply_fn, params, _ = train_digits_classifier(resolution, seed=seed, steps=steps)
+    apply_fn, params, train_accuracy = train_digits_classifier(resolution, seed=seed, steps=steps)
 
     def extract(batches, name="digits", total=None):
         del name, total  # a small CNN: fast enough to need no progress lines
@@ -73,7 +74,7 @@ def digits_backend(resolution: int = 8, steps: int = 600, seed: int = 0) -> Feat
         outs = [digits_features(apply_fn, params, np.asarray(b)[..., :1]) for b in batches]
         return (np.concatenate([o[1] for o in outs]), np.concatenate([o[0] for o in outs]))
 
-    return FeatureBackend("digits", 64, extract)
+    return FeatureBackend("digits", 64, extract, info=dict(train_accuracy=train_accuracy))
 
 
 def fashion_backend(cache_dir, resolution: int = 28, steps: int = classifier_lib.FASHION_STEPS,
@@ -96,7 +97,9 @@ def fashion_backend(cache_dir, resolution: int = 28, steps: int = classifier_lib
             outs.append(classifier_lib.features(net.apply_fn, net.params, b[..., :1]))
         return (np.concatenate([o[1] for o in outs]), np.concatenate([o[0] for o in outs]))
 
-    return FeatureBackend("fashion_mnist", net.feature_dim, extract)
+    return FeatureBackend("fashion_mnist", net.feature_dim, extract,
+                          info=dict(test_accuracy=net.test_accuracy,
+                                    train_accuracy=net.train_accuracy, settings=net.settings))
 
 
 def sample_batches(shard_dir, batch_size: int, num_samples: int | None = None):

@@ -79,9 +79,25 @@ class DiffusionState:
 
 
 def compute_T(p, t_min: int, t_max: int):
-    """T = clip(T_min + round(p (T_max - T_min)), T_min, T_max) as int32."""
-    t = t_min + jnp.round(jnp.asarray(p, jnp.float32) * (t_max - t_min))
+    """T = clip(T_min + round(p (T_max - T_min)), T_min, T_max) as int32, computed in p's float
+    dtype (float32 in training; float64 under `jax.enable_x64(True)`, as the official
+    code's Python floats)."""
+    p = jnp.asarray(p)
+    p = p if jnp.issubdtype(p.dtype, jnp.floating) else p.astype(jnp.float32)
+    t = t_min + jnp.round(p * (t_max - t_min))
     return jnp.clip(t, t_min, t_max).astype(jnp.int32)
+
+
+def ada_step(cfg: DiffusionConfig, batch_size: int) -> float:
+    """How far one adjustment moves p: batch_size * ada_interval / (ada_kimg * 1000)."""
+    return batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
+
+
+def update_p(p, r_d, cfg: DiffusionConfig, batch_size: int):
+    """The official rule p <- clip(p + sign(r_d - d_target) * ada_step, 0, 1), in p's dtype."""
+    p = jnp.asarray(p)
+    moved = p + jnp.sign(jnp.asarray(r_d, p.dtype) - cfg.d_target) * ada_step(cfg, batch_size)
+    return jnp.clip(moved, 0.0, 1.0).astype(p.dtype)
 
 
 def schedule(T, cfg: DiffusionConfig):
@@ -95,15 +111,46 @@ def schedule(T, cfg: DiffusionConfig):
     denom = jnp.maximum(T - 1, 1).astype(jnp.float32)
     betas = cfg.beta_start + (cfg.beta_end - cfg.beta_start) * (i - 1) / denom
     betas = jnp.where(i <= T, betas, 0.0)
-    abar = jnp.concatenate([jnp.ones((1,), jnp.float32), jnp.cumprod(1.0 - betas)])
+    abar = jnp.concatenate([jnp.ones((1,), jnp.float32), accurate_cumprod(1.0 - betas)])
     return jnp.sqrt(abar), jnp.sqrt(1.0 - abar)
 
 
+def _two_prod(a, b):
+    """Dekker's error-free product in float32: a * b = p + err exactly (no FMA needed)."""
+    def split(x):
+        c = 4097.0 * x  # 2**12 + 1 splits a float32's 24-bit significand into two halves
+        hi = c - (c - x)
+        return hi, x - hi
+
+    p = a * b
+    (ah, al), (bh, bl) = split(a), split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _df_mul(x, y):
+    """(hi, lo) double-float32 product, renormalised."""
+    p, err = _two_prod(x[0], y[0])
+    err = err + (x[0] * y[1] + x[1] * y[0])
+    hi = p + err
+    return hi, err - (hi - p)
+
+
+def accurate_cumprod(a):
+    """cumprod of a float32 vector accumulated in double-float32 (~48 bits) and rounded once,
+    as torch's CPU cumprod (double accumulator) behind the official schedule; a plain float32
+    cumprod drifts ~1e-6 over 500 steps, which 1 - abar at small t magnifies. A log-depth
+    associative scan, so it stays cheap inside the train step."""
+    hi, _ = jax.lax.associative_scan(_df_mul, (a, jnp.zeros_like(a)))
+    return hi
+
+
 def schedule_numpy(T: int, cfg: DiffusionConfig):
-    """The official computation (float64 linspace, float32 cumprod) for tests and reference."""
+    """The official computation for tests and reference: float64 linspace cast to float32
+    betas, torch's float32 cumprod (a double accumulator, rounded per entry), float32 sqrt."""
     betas = np.linspace(cfg.beta_start, cfg.beta_end, T, dtype=np.float64).astype(np.float32)
-    abar = np.concatenate([[np.float32(1.0)], np.cumprod(1.0 - betas, dtype=np.float32)])
-    return np.sqrt(abar), np.sqrt(1.0 - abar)
+    alphas = (np.float32(1.0) - betas).astype(np.float64)
+    abar = np.concatenate([[np.float32(1.0)], np.cumprod(alphas).astype(np.float32)])
+    return np.sqrt(abar), np.sqrt(np.float32(1.0) - abar)
 
 
 def priority_probs(T, cfg: DiffusionConfig):
@@ -146,10 +193,16 @@ def diffuse(x, t, T, key, cfg: DiffusionConfig):
     """y = sqrt(abar_t) x + sqrt(1 - abar_t) sigma eps (q_sample); t = 0 leaves x unchanged."""
     if not cfg.enabled:
         return x
+    return q_sample(x, t, T, jax.random.normal(key, x.shape, x.dtype), cfg)
+
+
+def q_sample(x, t, T, eps, cfg: DiffusionConfig):
+    """The official `q_sample` with given standard-normal eps: sqrt(abar_t) x +
+    sqrt(1 - abar_t) noise_std eps over the schedule spread over T; any layout, batch first."""
     sqrt_abar, sqrt_one_minus = schedule(T, cfg)
     shape = (-1,) + (1,) * (x.ndim - 1)
-    eps = jax.random.normal(key, x.shape, x.dtype) * cfg.noise_std
-    return sqrt_abar[t].reshape(shape) * x + sqrt_one_minus[t].reshape(shape) * eps
+    return (sqrt_abar[t].reshape(shape) * x
+            + sqrt_one_minus[t].reshape(shape) * (eps * cfg.noise_std))
 
 
 def augment(x, state: DiffusionState, key, cfg: DiffusionConfig):
@@ -171,8 +224,7 @@ def adjust(state: DiffusionState, key, cfg: DiffusionConfig, batch_size: int) ->
     """One adaptive step: p += sign(r_d - d_target) batch ada_interval / (ada_kimg 1000),
     clipped to [0, 1]; T recomputed; t_epl redrawn; the sign sums reset."""
     r_d = state.sign_sum / jnp.maximum(state.sign_count, 1.0)
-    step = batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
-    p = jnp.clip(state.p + jnp.sign(r_d - cfg.d_target) * step, 0.0, 1.0)
+    p = update_p(state.p, r_d, cfg, batch_size)
     T = compute_T(p, cfg.t_min, cfg.t_max)
     return DiffusionState(p=p, T=T, t_epl=sample_t_epl(key, T, cfg),
                           sign_sum=jnp.zeros((), jnp.float32),

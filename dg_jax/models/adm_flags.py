@@ -5,7 +5,8 @@
   `learn_sigma` -> 6 output channels, `class_cond` -> 1000 classes); diffusion flags are ignored.
 - `classifier_from_flags`: DG's `create_classifier` (a superset of guided-diffusion's): channel
   multipliers from `image_size`, 64 channels per head, attention resolutions as image sizes,
-  `out_channels`, `in_channels`, `condition` (1000-entry label embedding). `dg_time=True` makes
+  `out_channels`, `in_channels`, `condition` (1000-entry label embedding) and
+  `classifier_channel_mult` ("1,2,2"; "" = the multipliers above). `dg_time=True` makes
   the network take DG's continuous VP tau (multiplied by 999 inside); `dg_time=False` is
   guided-diffusion's integer-timestep classifier.
 - `unet_from_kwargs` / `encoder_from_kwargs`: the PyTorch constructors' own arguments
@@ -43,7 +44,8 @@ DIFFUSION_FLAGS = ("diffusion_steps", "noise_schedule", "timestep_respacing", "u
                    "predict_xstart", "rescale_timesteps", "rescale_learned_sigmas", "sigma_small")
 
 CLASSIFIER_FLAG_DEFAULTS = dict(out_channels=NUM_CLASSES, in_channels=3, condition=False,
-                                compute_dtype=None, attention_impl="auto")
+                                classifier_channel_mult="", compute_dtype=None,
+                                attention_impl="auto")
 CLASSIFIER_REQUIRED_FLAGS = (
     "image_size", "classifier_use_fp16", "classifier_width", "classifier_depth",
     "classifier_attention_resolutions", "classifier_use_scale_shift_norm",
@@ -72,6 +74,15 @@ def _resolutions_to_ds(image_size: int, resolutions, field: str) -> tuple[int, .
         return tuple(image_size // int(res) for res in text.split(",") if res.strip())
     except ValueError as err:
         raise ValueError(f"{field}={resolutions!r} is not a comma-separated list of ints") from err
+
+
+def _parse_channel_mult(value, field: str) -> tuple:
+    """"1,2,2" or [1, 2, 2] as a tuple of ints; "" / [] -> () (the size's default)."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        return tuple(int(p) for p in parts if str(p).strip())
+    except ValueError as err:
+        raise ValueError(f"{field}={value!r} is not a comma-separated list of ints") from err
 
 
 def _channel_mult(image_size: int, field: str) -> tuple:
@@ -133,7 +144,9 @@ def classifier_from_flags(flags: Mapping, *, dg_time: bool = True) -> EncoderUNe
         num_res_blocks=int(f["classifier_depth"]),
         attention_resolutions=_resolutions_to_ds(size, f["classifier_attention_resolutions"],
                                                  "classifier_attention_resolutions"),
-        channel_mult=_channel_mult(size, "image_size"),
+        channel_mult=(_parse_channel_mult(f["classifier_channel_mult"],
+                                          "classifier_channel_mult")
+                      or _channel_mult(size, "image_size")),
         use_fp16=bool(f["classifier_use_fp16"]),
         num_head_channels=64,
         use_scale_shift_norm=bool(f["classifier_use_scale_shift_norm"]),

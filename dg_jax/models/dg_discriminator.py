@@ -73,7 +73,7 @@ class DGDiscriminator:
         c = self.head
         feats = jnp.zeros((1, c.image_size, c.image_size, c.in_channels), jnp.float32)
         labels = jnp.zeros((1,), jnp.int32) if c.num_classes is not None else None
-        return c.init(rng, feats, jnp.zeros((1,), jnp.float32), labels)
+        return jax.jit(c.init)(rng, feats, jnp.zeros((1,), jnp.float32), labels)
 
 
 def discriminator_logit(disc: DGDiscriminator, params: Mapping, x_vp, tau, labels=None):
@@ -175,7 +175,8 @@ def discriminator_from_spec(spec: Mapping, image_shape: Sequence[int], num_class
                           f"{classifier.image_size} images but {data_field}.resolution is "
                           f"{image_shape[0]}")
     if classifier_params is None:
-        classifier_params = classifier.init(key, jnp.zeros((1, *image_shape)), jnp.zeros((1,)))
+        classifier_params = jax.jit(classifier.init)(key, jnp.zeros((1, *image_shape)),
+                                                     jnp.zeros((1,)))
     return adm_discriminator(classifier, classifier_params, spec.get("head_flags", {}), head_key,
                              conditional=conditional, compute_dtype=dtype,
                              attention_impl=spec.get("attention_impl", "auto"))

@@ -64,6 +64,11 @@ def _depthwise(x, kernel_2d, *, stride: int, padding: int, transpose: bool):
     the flipped kernel and padding k-1-p on each side."""
     c = x.shape[-1]
     k = kernel_2d.shape[0]
+    flat = np.asarray(kernel_2d)
+    if k == stride and padding == 0 and np.all(flat == flat.flat[0]):
+        # A box filter whose size is the stride (DDPM++'s [1, 1]): the strided sum, or the
+        # repeat, of the same products, as reshapes; XLA's CPU grouped convolutions are slow.
+        return _box_resample(x, float(flat.flat[0]), stride, transpose)
     if transpose:
         kernel_2d = kernel_2d[::-1, ::-1]
     w = jnp.tile(jnp.asarray(kernel_2d, x.dtype)[:, :, None, None], (1, 1, 1, c))
@@ -74,6 +79,20 @@ def _depthwise(x, kernel_2d, *, stride: int, padding: int, transpose: bool):
                                         feature_group_count=c)
     return lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
                                     dimension_numbers=_DN, feature_group_count=c)
+
+
+def _box_resample(x, value: float, stride: int, transpose: bool):
+    """`_depthwise` for a (stride, stride) kernel of equal entries `value` and no padding:
+    downsampling sums each stride x stride block (times `value`); the transpose repeats each
+    pixel into one (times `value`)."""
+    n, h, w, c = x.shape
+    scale = jnp.asarray(value, x.dtype)
+    if transpose:
+        y = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, stride, w, stride, c))
+        return y.reshape(n, h * stride, w * stride, c) * scale
+    h2, w2 = h // stride, w // stride
+    y = x[:, :h2 * stride, :w2 * stride].reshape(n, h2, stride, w2, stride, c)
+    return y.sum(axis=(2, 4)) * scale
 
 
 def _conv(x, w, padding: int):

@@ -18,6 +18,7 @@ import math
 from typing import Any, Optional
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -220,8 +221,9 @@ def init_precond_params(precond: _Precond, key):
     """Fresh parameters of the preconditioner's U-Net (EDM's initialisation)."""
     res, ch = precond.img_resolution, precond.img_channels
     labels = jnp.zeros((1, precond.label_dim)) if precond.label_dim else None
-    return precond.model.init(key, jnp.zeros((1, res, res, ch)), jnp.zeros((1,)),
-                              labels)["params"]
+    # jitted: op-by-op initialisation of a U-Net compiles every small op (a minute on a CPU)
+    return jax.jit(precond.model.init)(key, jnp.zeros((1, res, res, ch)), jnp.zeros((1,)),
+                                       labels)["params"]
 
 
 def with_compute(precond: _Precond, *, compute_dtype: str = "float32",

@@ -27,6 +27,8 @@ KIND_HANDLERS: dict[str, str] = {
     "iddpm_losses": "dg_jax.parity.iddpm_cases:run_iddpm_losses",
     "ddim_cg_sampler": "dg_jax.parity.iddpm_cases:run_ddim_cg_sampler",
     "fid_inception": "dg_jax.parity.fid_cases:run_fid_inception",
+    "diffusion_gan_adaptive": "dg_jax.parity.dgan_cases:run_diffusion_gan_adaptive",
+    "diffusion_gan_q_sample": "dg_jax.parity.dgan_cases:run_diffusion_gan_q_sample",
 }
 
 

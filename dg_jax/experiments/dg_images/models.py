@@ -3,22 +3,70 @@ from __future__ import annotations
 
 from typing import Optional
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from dg_jax import rng
 from dg_jax.convert.saved import load_weights
 from dg_jax.data.images import load_from_config
 from dg_jax.errors import ConfigError
+from dg_jax.models.adm_flags import classifier_from_flags
 from dg_jax.models.dg_discriminator import Discriminator, discriminator_from_spec
 from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params, with_compute
 
-DATA_SOURCES = ("digits", "npz", "folder", "tfds", "random")
+DATA_SOURCES = ("digits", "npz", "folder", "tfds", "cifar10", "fashion_mnist", "random")
+# eval.reference: the images FD is measured against ('data': the training images; 'test': the
+# source's test split, e.g. Fashion-MNIST's 10,000)
+REFERENCES = ("data", "test")
 
 
 def load_real(config):
     """Real training images in [-1, 1] (NHWC float32) and int32 labels from config.data
-    (`dg_jax.data.images`; the 'random' smoke source draws from a fixed generator)."""
-    return load_from_config(config.data, rng=np.random.default_rng(0), sources=DATA_SOURCES)
+    (`dg_jax.data.images`; data.subset_size draws its class-balanced subset from
+    rng.numpy(seed, 'data', 'subset'); the 'random' smoke source draws from a fixed
+    generator)."""
+    return load_from_config(config.data, rng=_data_rng(config), sources=DATA_SOURCES)
+
+
+def load_reference(config):
+    """The evaluation reference (eval.reference): the training images `load_real` gives, or
+    the source's test split (every image; no subset)."""
+    d = ml_collections.ConfigDict(config.data.to_dict())
+    d.update(split="test", subset_size=0)
+    return load_from_config(d, rng=np.random.default_rng(0), sources=DATA_SOURCES)
+
+
+def _data_rng(config):
+    if config.data.get("source") == "random":
+        return np.random.default_rng(0)
+    return rng.numpy(config.seed, "data", "subset")
+
+
+def build_dg_classifier(config):
+    """The ADM classifier (DG's continuous VP time) of disc.classifier_flags with in_channels,
+    out_channels (data.num_classes) and image_size from the data, and its fresh parameters;
+    trained by the classifier stage when disc.classifier_train.num_steps > 0."""
+    c, d = config.disc, config.data
+    flags = dict(c.classifier_flags.to_dict())
+    for key, value in (("image_size", d.resolution), ("in_channels", d.channels),
+                       ("out_channels", d.num_classes)):
+        if key in flags and int(flags[key]) != int(value):
+            raise ConfigError(f"disc.classifier_flags.{key}={flags[key]} contradicts the data "
+                              f"({value}); leave it out to train the classifier here")
+        flags[key] = int(value)
+    if d.num_classes < 2:
+        raise ConfigError("disc.classifier_train.num_steps > 0 trains a noisy classifier: it "
+                          f"needs labelled data (data.num_classes >= 2, got {d.num_classes})")
+    try:
+        module = classifier_from_flags(flags, dg_time=True)
+    except ValueError as err:
+        raise ConfigError(f"disc.classifier_flags: {err}") from err
+    shape = (1, d.resolution, d.resolution, d.channels)
+    params = jax.jit(module.init)(rng.key(config.seed, "init", "classifier"), jnp.zeros(shape),
+                                  jnp.zeros((1,)))
+    return module, params
 
 
 def build_score_model(config):
@@ -47,16 +95,23 @@ def build_score_model(config):
                         field="score.compute_dtype"), params
 
 
-def build_discriminator(config, compute_dtype: Optional[str] = None) -> Discriminator:
+def trains_classifier(config) -> bool:
+    c = config.disc
+    return c.kind == "adm" and int(c.get("classifier_train", {}).get("num_steps", 0)) > 0
+
+
+def build_discriminator(config, compute_dtype: Optional[str] = None,
+                        classifier=None) -> Discriminator:
     """The discriminator of config.disc (`dg_jax.models.dg_discriminator.discriminator_from_spec`),
-    with DG's ADM classifier read from disc.classifier when given; `compute_dtype` (default
+    on `classifier` = (module, params) when given (the classifier stage's), else DG's ADM
+    classifier read from disc.classifier, else random frozen weights; `compute_dtype` (default
     disc.compute_dtype, else float32) overrides the ADM classifier's and head's compute dtype."""
     c, d = config.disc, config.data
     spec = c.to_dict()
     if compute_dtype is not None:
         spec["compute_dtype"] = compute_dtype
-    classifier = c_params = None
-    if c.kind == "adm" and c.classifier:
+    classifier, c_params = classifier if classifier is not None else (None, None)
+    if classifier is None and c.kind == "adm" and c.classifier:
         conv = load_weights(c.classifier, "adm_classifier", field="disc.classifier",
                             flags=c.classifier_flags.to_dict())
         classifier, c_params = conv.model, conv.params

@@ -5,12 +5,21 @@ Stages (each resumable from the workdir; `config.stages` picks a subset):
             converted by `launch.convert` (score.source='converted'), or a random tiny one
             (score.source='random', smoke tests);
   generate  N samples of the score model with EDM's Heun sampler -> workdir/fake/ shards;
+  classifier  (disc.kind='adm' with disc.classifier_train.num_steps > 0) the noisy classifier
+            DG's discriminator is built on, trained on VP-diffused labelled real images ->
+            workdir/checkpoints/classifier;
   disc      DG's discriminator on VP-diffused real vs generated images (a small conv net, or the
             frozen ADM classifier + trainable head as in DG) -> workdir/checkpoints/disc;
   sample    the same latents and labels with and without DG (EDM-G++) -> samples_nodg/, samples_dg/;
-  evaluate  Fréchet distance, precision/recall and class accuracy on a feature extractor (the
-            digits classifier, or Inception), the mean log ratio along the sampling path (DG's
-            Fig. 7), results.json, grid.png and log_ratio.png.
+  sweep     (sweep.weights) the same latents at other DG weights -> sweep/w<weight>/;
+  evaluate  Fréchet distance, precision/recall, KID and class accuracy on a feature extractor
+            (the digits or Fashion-MNIST classifier, or Inception) with the real-vs-real floor,
+            the DG-weight sweep, the discriminator's accuracy by diffusion time, the mean log
+            ratio along the sampling path (DG's Fig. 7): results.json, grid.png, log_ratio.png,
+            fd_vs_dg_weight.png, disc_accuracy.png, training_curve.png.
+With score.train.curve_every > 0 the score stage also records the unguided FD of
+score.train.curve_samples samples every curve_every steps (score_curve.json): the training
+curve that shows how far the baseline is from converged.
 """
 from __future__ import annotations
 
@@ -21,14 +30,25 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dg_jax.checkpoint import write_json
 from dg_jax.convert.saved import load_weights
 from dg_jax.data import shards
 from dg_jax.diffusion.processes import VP
 from dg_jax.errors import ConfigError, read_json
 from dg_jax.experiments.dg_images import models as M
 from dg_jax.experiments.dg_images.adm import build_adm_score, make_adm_sampler
-from dg_jax.experiments.dg_images.evaluate import evaluate
-from dg_jax.experiments.kit.sample_shards import write_sample_shards
+from dg_jax.experiments.dg_images.classifier import classifier_stage
+from dg_jax.experiments.dg_images.evaluate import (
+    CURVE_FILE,
+    FEATURES,
+    SWEEP_DIR,
+    evaluate,
+    fd_against,
+    feature_backend,
+    reference_features,
+    sweep_dir,
+)
+from dg_jax.experiments.kit.sample_shards import latents_and_labels, write_sample_shards
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.guidance.discriminator import dg_correction_fn, validate_window
 from dg_jax.metric_writers import log
@@ -42,10 +62,11 @@ from dg_jax.train.state import TrainState, make_optimizer
 from dg_jax.validate import check_choice, check_positive
 from dg_jax.workdir import Stage
 
-STAGES = ("score", "generate", "disc", "sample", "evaluate")
+STAGES = ("score", "generate", "classifier", "disc", "sample", "sweep", "evaluate")
 # fields that may change between runs of one workdir without redoing anything
 RESUME_SAFE = ("stages", "tensorboard", "score.train.log_every", "score.train.checkpoint_every",
-               "disc.log_every", "disc.checkpoint_every", "eval.batch_size")
+               "disc.log_every", "disc.checkpoint_every", "disc.classifier_train.log_every",
+               "disc.classifier_train.checkpoint_every", "eval.batch_size")
 SAMPLING_NUMERICS = ("score.compute_dtype", "score.attention_impl", "disc.compute_dtype",
                      "disc.attention_impl")
 DG_PROCESS = VP(0.1, 20.0)
@@ -60,14 +81,21 @@ def workdir_stages(config) -> tuple[Stage, ...]:
     score_fields = ("seed", "data", "score") if trains_score else (
         "score.family", "score.source", "score.checkpoint", "score.arch", "score.flags",
         "data.resolution", "data.channels", "data.num_classes")
-    score = Stage("score", fields=score_fields, outputs=("checkpoints/score",),
+    score = Stage("score", fields=score_fields, outputs=("checkpoints/score", CURVE_FILE),
                   trains="score.train.num_steps" if trains_score else None)
     out = [score]
     if trains_disc:
         out.append(Stage("generate", fields=("seed", "generate"),
                          provenance=("sampler",) + SAMPLING_NUMERICS, after=("score",),
                          outputs=("fake",)))
-        out.append(Stage("disc", fields=("seed", "data", "disc"), after=("generate",),
+        disc_after = ("generate",)
+        if M.trains_classifier(config):
+            out.append(Stage("classifier", fields=("seed", "data", "disc.classifier_flags",
+                                                   "disc.classifier_train"),
+                             trains="disc.classifier_train.num_steps",
+                             outputs=("checkpoints/classifier",)))
+            disc_after = ("generate", "classifier")
+        out.append(Stage("disc", fields=("seed", "data", "disc"), after=disc_after,
                          trains="disc.num_steps", outputs=("checkpoints/disc",)))
     else:
         out.append(Stage("disc", fields=("disc.source", "disc.checkpoint", "disc.classifier",
@@ -76,8 +104,14 @@ def workdir_stages(config) -> tuple[Stage, ...]:
     out.append(Stage("sample", fields=("seed", "sampler", "dg", "cg", "sample")
                      + SAMPLING_NUMERICS, after=("score", "disc"),
                      outputs=("samples_nodg", "samples_dg")))
-    out.append(Stage("evaluate", fields=("seed", "eval", "data"), after=("sample",),
-                     outputs=("results.json", "grid.png", "log_ratio.png")))
+    eval_after = ("sample",)
+    if config.sweep.weights:
+        out.append(Stage("sweep", fields=("seed", "sampler", "dg", "cg", "sample", "sweep")
+                         + SAMPLING_NUMERICS, after=("score", "disc"), outputs=(SWEEP_DIR,)))
+        eval_after = ("sample", "sweep")
+    out.append(Stage("evaluate", fields=("seed", "eval", "data"), after=eval_after,
+                     outputs=("results.json", "grid.png", "log_ratio.png", "fd_vs_dg_weight.png",
+                              "disc_accuracy.png", "training_curve.png")))
     return tuple(out)
 
 
@@ -92,7 +126,33 @@ def validate(config, mesh) -> None:
     check_choice(s.source, ("train", "converted", "random"), "score.source")
     check_choice(c.get("source", "train"), DISC_SOURCES, "disc.source")
     check_choice(c.kind, ("conv", "adm"), "disc.kind")
-    check_choice(e.features, ("digits", "inception", "pixels"), "eval.features")
+    check_choice(e.features, FEATURES, "eval.features")
+    check_choice(e.get("reference", "data"), M.REFERENCES, "eval.reference")
+    if e.get("reference", "data") == "test" and d.source != "fashion_mnist":
+        raise ConfigError("eval.reference='test' reads the test split of data.source="
+                          f"'fashion_mnist'; data.source={d.source!r} has none here: use "
+                          "eval.reference='data' or eval.ref_stats")
+    for w in config.sweep.weights:
+        if w < 0:
+            raise ConfigError(f"sweep.weights holds {w}: DG weights must be >= 0")
+    if config.sweep.weights:
+        check_positive(config, ("sweep.num_samples",))
+        if config.sweep.num_samples > min(config.sample.shard_size, config.sample.num_samples):
+            raise ConfigError(f"sweep.num_samples={config.sweep.num_samples} must be at most "
+                              f"sample.shard_size and sample.num_samples (the sweep reuses the "
+                              "first samples of the main sets at weights 0 and dg.weight_1st)")
+    if M.trains_classifier(config):
+        ct = c.classifier_train
+        check_positive(config, ("disc.classifier_train.batch_size",
+                                "disc.classifier_train.log_every",
+                                "disc.classifier_train.checkpoint_every"))
+        check_divisible(ct.batch_size, mesh, "disc.classifier_train.batch_size")
+        check_choice(ct.time_sampling, TIME_SAMPLINGS, "disc.classifier_train.time_sampling")
+        if c.classifier:
+            raise ConfigError("disc.classifier (a file) and disc.classifier_train.num_steps > 0 "
+                              "(train one here) exclude each other; clear one")
+    if s.source == "train" and s.train.get("curve_every", 0):
+        check_positive(config, ("score.train.curve_samples",))
     if s.family == "adm" and s.source == "train":
         raise ConfigError("score.source='train' trains EDM models; for score.family='adm' "
                           "convert a guided-diffusion checkpoint (launch.convert --kind=adm_unet)")
@@ -166,9 +226,10 @@ def build_score(config):
     return M.build_score_model(config)
 
 
-def score_stage(run: Run, real, built):
+def score_stage(run: Run, real, built, reference=None):
     """Returns (model, params) of the score model: `built` (see build_score), trained with EDM's
-    loss when score.source='train'."""
+    loss when score.source='train' (with the training curve against `reference` when
+    score.train.curve_every > 0)."""
     config = run.config
     precond, params = built
     if config.score.source != "train":
@@ -193,10 +254,46 @@ def score_stage(run: Run, real, built):
             batch["labels"] = np.eye(num_classes, dtype=np.float32)[labels[idx]]
         return batch
 
+    curve_every = int(c.get("curve_every", 0))
+    on_segment = _curve_recorder(run, precond, reference) if curve_every else None
     state = run.fit("score", state, step, batch_fn, num_steps=c.num_steps,
                     checkpoint_every=c.checkpoint_every, log_every=c.log_every,
-                    steps_field="score.train.num_steps")
+                    steps_field="score.train.num_steps", segment_every=curve_every,
+                    on_segment=on_segment)
     return precond, state.ema_params
+
+
+def _curve_recorder(run: Run, precond, reference):
+    """on_segment(state) of the score stage: the unguided FD of score.train.curve_samples
+    samples of the EMA network (the same latents every time) against the evaluation reference,
+    appended to workdir/score_curve.json (written atomically; segments done before a resume
+    are kept)."""
+    config = run.config
+    c, e = config.score.train, config.eval
+    path = run.workdir / CURVE_FILE
+    backend, ref_feats = [], []  # built at the first segment
+
+    def record(state):
+        if not backend:
+            backend.append(feature_backend(config, run.workdir))
+            ref_feats.append(reference_features(backend[0], reference[0], e.batch_size))
+        step = int(jax.device_get(state.step))
+        curve = read_json(path, "training curve")["curve"] if path.is_file() else []
+        curve = [r for r in curve if r["step"] < step]
+        n, batch = int(c.curve_samples), int(config.sample.batch_size)
+        fn = make_sampler(config, precond, state.ema_params)
+        key = run.streams.key("eval", "curve")
+        images = []
+        for j in range(0, n, batch):
+            lat, lab, noise_key = latents_and_labels(config, jax.random.fold_in(key, j), batch)
+            images.append(shards.to_uint8(np.asarray(fn(lat, lab, noise_key))))
+        images = np.concatenate(images)[:n]
+        fd = fd_against(backend[0], images, ref_feats[0], e.batch_size)
+        curve.append({"step": step, "fd": fd, "num_samples": n})
+        log(f"[score] training curve: step {step} unguided FD {fd:.4f} ({n} samples)")
+        write_json(path, {"curve": curve})
+
+    return record
 
 
 # ------------------------------------------------------------------------------------- sampling
@@ -328,19 +425,25 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
         "device(s)")
     built_score = build_score(config)
     built_disc = (M.load_pretrained_discriminator(config) if pretrained_disc
-                  else M.build_discriminator(config))
+                  else M.build_discriminator(config, classifier=M.build_dg_classifier(config)
+                                             if M.trains_classifier(config) else None))
     real = M.load_real(config) if needs_real_data(config) else None
     if real is not None:
         log(f"[setup] {len(real[0])} real images from data.source={config.data.source!r}")
-    if real is not None and not config.eval.get("ref_stats", "") and (
-            len(real[0]) < config.eval.num_samples):
-        raise ConfigError(f"the reference set has {len(real[0])} images, fewer than "
-                          f"eval.num_samples={config.eval.num_samples} asked for")
+    reference = None
+    if not config.eval.get("ref_stats", ""):
+        reference = (M.load_reference(config) if config.eval.get("reference", "data") == "test"
+                     else real)
+        if reference is not real:
+            log(f"[setup] evaluation reference: {len(reference[0])} test images")
+        if len(reference[0]) < config.eval.num_samples:
+            raise ConfigError(f"the reference set has {len(reference[0])} images, fewer than "
+                              f"eval.num_samples={config.eval.num_samples} asked for")
     wd.open()
     stages = list(config.stages)
 
     with wd.stage("score"):
-        precond, score_params = score_stage(r, real, built_score)
+        precond, score_params = score_stage(r, real, built_score, reference)
     if "generate" in stages and not pretrained_disc:
         with wd.stage("generate"):
             g = config.generate
@@ -349,7 +452,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
                                 g.batch_size, g.shard_size, r.streams.key("generate"), mesh,
                                 "generate")
     disc = disc_params = None
-    if any(s in stages for s in ("disc", "sample", "evaluate")):
+    if any(s in stages for s in ("disc", "sample", "sweep", "evaluate")):
+        if M.trains_classifier(config):
+            with wd.stage("classifier"):
+                built_disc = M.build_discriminator(
+                    config, classifier=classifier_stage(r, real, DG_PROCESS))
         with wd.stage("disc"):
             disc, disc_params = ((built_disc, built_disc.trainable) if pretrained_disc
                                  else disc_stage(r, real, built_disc))
@@ -363,11 +470,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
                 # the same latents, labels and noise with and without DG
                 write_sample_shards(config, workdir / name, fn, s.num_samples, s.batch_size,
                                     s.shard_size, r.streams.key("sample"), mesh, name)
+    if "sweep" in stages and config.sweep.weights:
+        with wd.stage("sweep"):
+            s = config.sample
+            logit_fn = disc.bind(disc_params)
+            for weight in sorted(set(float(w) for w in config.sweep.weights)):
+                if weight in (0.0, float(config.dg.weight_1st)):
+                    continue  # the main sample sets' first samples (evaluate.read_sweep)
+                fn = make_any_sampler(config, precond, score_params, logit_fn, weight)
+                n = config.sweep.num_samples  # one shard: shard 0's latents of the main sets
+                write_sample_shards(config, sweep_dir(workdir, weight), fn, n, s.batch_size,
+                                    -(-n // s.batch_size) * s.batch_size,
+                                    r.streams.key("sample"), mesh, f"sweep w={weight:g}")
     if "evaluate" in stages:
         if wd.is_done("evaluate"):
             log(f"[evaluate] done earlier with these fields: {workdir / 'results.json'}")
             return read_json(workdir / "results.json", "results")
         with wd.stage("evaluate"):
-            results = evaluate(config, workdir, real, precond, score_params, disc, disc_params,
-                               make_any_sampler)
+            results = evaluate(config, workdir, reference, precond, score_params, disc,
+                               disc_params, make_any_sampler, process=DG_PROCESS)
     return results

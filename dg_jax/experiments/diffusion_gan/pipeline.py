@@ -3,7 +3,8 @@ cifar10_diffusion_stylegan2.py): a vanilla GAN and a Diffusion-GAN with the same
 steps and seeds, each resumable from the workdir (checkpoints/<run>).
 
 `config.experiment` picks the data: 'toy25' (here), 'digits' and 'cifar10'
-(`dg_jax.experiments.diffusion_gan.images`).
+(`dg_jax.experiments.diffusion_gan.images`), 'fashion_mnist' (limited-data subsets,
+`dg_jax.experiments.diffusion_gan.fashion`: one run per subset size, named `<run>_<n>`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from dg_jax.checkpoint import write_json
 from dg_jax.errors import ConfigError, check_finite, check_finite_array
+from dg_jax.experiments.diffusion_gan.fashion import run_fashion, run_names
 from dg_jax.experiments.diffusion_gan.images import run_images
 from dg_jax.experiments.diffusion_gan.train import train_gan
 from dg_jax.experiments.kit.setup import Run, setup_run
@@ -25,7 +27,7 @@ from dg_jax.validate import check_choice, check_positive
 from dg_jax.workdir import Stage
 
 RUNS = ("vanilla", "diffusion_gan")
-EXPERIMENTS = ("toy25", "digits", "cifar10")
+EXPERIMENTS = ("toy25", "digits", "cifar10", "fashion_mnist")
 RESUME_SAFE_FIELDS = ("train.log_every", "train.checkpoint_every", "tensorboard", "runs")
 
 
@@ -33,12 +35,14 @@ def stages(config) -> tuple:
     """One training stage per GAN run (vanilla ignores the diffusion fields) and the evaluation
     that reads them all."""
     common = ("seed", "experiment", "data", "model", "train")
-    runs = tuple(Stage(name, fields=common + (("diffusion",) if name == "diffusion_gan" else ()),
-                       trains="train.num_steps", outputs=(f"checkpoints/{name}", name))
-                 for name in config.runs)
-    evaluate = Stage("evaluate", fields=("seed", "eval"), after=tuple(config.runs),
-                     outputs=("results.json", "toy25.png") + tuple(
-                         f"samples_{n}.png" for n in config.runs))
+    names = run_names(config) if config.experiment == "fashion_mnist" else tuple(config.runs)
+    runs = tuple(Stage(name, fields=common + (
+        ("diffusion",) if name.startswith("diffusion_gan") else ()), trains="train.num_steps",
+        outputs=(f"checkpoints/{name}", name)) for name in names)
+    evaluate = Stage("evaluate", fields=("seed", "eval"), after=names,
+                     outputs=("results.json", "toy25.png", "training.png") + tuple(
+                         f"samples_{n}.png" for n in names) + tuple(
+                         f"nearest_{n}.png" for n in config.data.get("subset_sizes", ())))
     return runs + (evaluate,)
 
 
@@ -56,6 +60,15 @@ def validate(config, mesh) -> None:
     if not 1 <= d.t_min <= d.t_max:
         raise ConfigError(f"diffusion.t_min={d.t_min} and diffusion.t_max={d.t_max} must satisfy "
                           "1 <= t_min <= t_max")
+    if config.experiment == "fashion_mnist":
+        sizes = list(config.data.get("subset_sizes", ()))
+        if not sizes or any(not isinstance(n, int) or n < 10 for n in sizes):
+            raise ConfigError(f"data.subset_sizes={sizes} must list training-subset sizes "
+                              "(integers >= 10, multiples of the 10 classes), e.g. [500, 2000]")
+        if config.data.resolution not in (28, 32):
+            raise ConfigError(f"data.resolution={config.data.resolution}: Fashion-MNIST is 28, "
+                              "or 32 zero-padded (the DCGAN and StyleGAN2 pairs need 32)")
+        check_positive(config, ("eval.curve_every", "eval.curve_samples"))
     for field in ("train.g_lr", "train.d_lr", "diffusion.ada_kimg"):
         section, name = field.split(".")
         if not config[section][name] > 0:
@@ -125,4 +138,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
     r = setup_run(config, workdir, "diffusion_gan", stages(config), validate=validate,
                   ignore=RESUME_SAFE_FIELDS, source=source)
     r.wd.open()
-    return run_toy25(r) if config.experiment == "toy25" else run_images(r)
+    if config.experiment == "toy25":
+        return run_toy25(r)
+    return run_fashion(r) if config.experiment == "fashion_mnist" else run_images(r)

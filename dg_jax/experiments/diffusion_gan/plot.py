@@ -1,4 +1,5 @@
-"""toy25.png: generator samples and the discriminator's output D(x, t=0) over training."""
+"""toy25.png (generator samples and the discriminator's output D(x, t=0) over training) and the
+Fashion-MNIST figures (T, r_d and FD over training; grids; nearest training images)."""
 from __future__ import annotations
 
 import pathlib
@@ -82,3 +83,68 @@ def plot_toy25(path: pathlib.Path, snapshots: dict, runs, means: np.ndarray, max
 
 def files_step(snap) -> int:
     return int(snap["step"]) if "step" in snap else -1
+
+
+RUN_TITLES = {"vanilla": "vanilla GAN", "diffusion_gan": "Diffusion-GAN"}
+
+
+def plot_fashion(workdir: pathlib.Path, results: dict, panels: dict, config) -> None:
+    """training.png (per subset: T; r_d of both runs with the d_target line; FD over training),
+    samples_<run>_<n>.png grids, and nearest_<n>.png (samples above their nearest training
+    images, the memorisation check)."""
+    from dg_jax.experiments.diffusion_gan.images import save_grid  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    subsets = list(results["subsets"])
+    fig, axes = plt.subplots(3, len(subsets), figsize=(4.5 * len(subsets), 9), squeeze=False)
+    for c, n in enumerate(subsets):
+        per = results["subsets"][n]
+        for r in config.runs:
+            m, label = per[r], RUN_TITLES.get(r, r)
+            traj = m["trajectory"]
+            if r == "diffusion_gan":
+                axes[0, c].plot(traj["step"], traj["T"], label=label)
+            axes[1, c].plot(traj["step"], traj["r_d"], label=label)
+            curve = m["curve"]
+            axes[2, c].plot([p["step"] for p in curve], [p["fd"] for p in curve], marker="o",
+                            ms=3, label=f"{label} (final {m['fd']:.2f})")
+        axes[0, c].set_title(f"{n} training images: diffusion steps T", fontsize=9)
+        axes[0, c].set_ylabel("T")
+        axes[1, c].axhline(results["d_target"], color="k", ls="--", lw=1,
+                           label=f"d_target {results['d_target']}")
+        axes[1, c].set_title("r_d = mean sign(D(real)) (overfitting)", fontsize=9)
+        axes[1, c].set_ylabel("r_d")
+        axes[2, c].axhline(results["real_floor"], color="gray", ls=":", lw=1,
+                           label=f"real-vs-real floor {results['real_floor']:.2f}")
+        axes[2, c].set_title("FD over training (EMA generator)", fontsize=9)
+        axes[2, c].set_ylabel("FD (Fashion-MNIST CNN features)")
+        axes[2, c].set_yscale("log")
+        for ax in axes[:, c]:
+            ax.set_xlabel("training step")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(workdir / "training.png", dpi=110)
+    plt.close(fig)
+    for n in subsets:
+        names = [f"{r}_{n}" for r in config.runs if f"{r}_{n}" in panels]
+        for name in names:
+            save_grid(workdir / f"samples_{name}.png", panels[name][0])
+        cols = max(len(panels[name][1]) for name in names)
+        fig, axes = plt.subplots(2 * len(names), cols, figsize=(1.2 * cols, 2.6 * len(names)),
+                                 squeeze=False)
+        for i, name in enumerate(names):
+            _, samples, nearest = panels[name]
+            for j in range(cols):
+                for k, (img, what) in enumerate(((samples, "sample"), (nearest, "nearest"))):
+                    ax = axes[2 * i + k, j]
+                    ax.axis("off")
+                    if j < len(img):
+                        ax.imshow(img[j, ..., 0], cmap="gray", vmin=-1, vmax=1)
+                    if j == 0:
+                        ax.set_title(f"{RUN_TITLES.get(name.rsplit('_', 1)[0], name)}: {what}",
+                                     fontsize=7, loc="left")
+        fig.suptitle(f"{n} training images: samples above their nearest training image (L2)",
+                     fontsize=8)
+        fig.savefig(workdir / f"nearest_{n}.png", dpi=110)
+        plt.close(fig)
+

@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from dg_jax import rng
 from dg_jax.data.images import load_from_config
 from dg_jax.diffusion.iddpm import DiscreteDiffusion, diffusion_from_flags
 from dg_jax.models.adm import EncoderUNetModel, UNetModel
 from dg_jax.models.adm_flags import DIFFUSION_FLAGS, classifier_from_flags, unet_from_flags
 
-DATA_SOURCES = ("digits", "npz", "random")
+DATA_SOURCES = ("digits", "npz", "fashion_mnist", "random")
 # the score model's process flags the classifier stage depends on (it trains on its q_sample)
 SCORE_DIFFUSION_FIELDS = tuple(f"score.flags.{name}" for name in DIFFUSION_FLAGS)
 
 
-def load_data(d) -> tuple[np.ndarray, np.ndarray]:
+def load_data(d, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images float32 NHWC in [-1, 1], int32 labels) from data.source (`dg_jax.data.images`;
+    data.subset_size draws its class-balanced subset from rng.numpy(seed, 'data', 'subset');
     the 'random' smoke source draws from a fixed generator)."""
-    return load_from_config(d, rng=np.random.default_rng(0), sources=DATA_SOURCES)
+    gen = (np.random.default_rng(0) if d.source == "random"
+           else rng.numpy(seed, "data", "subset"))
+    return load_from_config(d, rng=gen, sources=DATA_SOURCES)
 
 
 def split_holdout(images, labels, holdout: int):
@@ -56,14 +60,6 @@ def _from_data(flags: dict, field: str, **derived) -> dict:
                              f"out, data.* decides it")
         flags[key] = value
     return flags
-
-
-def _parse_mult(text, field: str) -> tuple:
-    try:
-        return tuple(int(m) for m in (text.split(",") if isinstance(text, str) else text)
-                     if str(m).strip())
-    except ValueError as err:
-        raise ValueError(f"{field}={text!r} is not a comma-separated list of ints") from err
 
 
 def _check_net(net, d, width_field: str, mult_field: str) -> None:
@@ -113,7 +109,6 @@ def build_classifier(flags, d, field: str = "classifier.flags") -> EncoderUNetMo
     if d.num_classes < 2:
         raise ValueError(f"a classifier needs data.num_classes >= 2, got {d.num_classes}")
     f = _as_dict(flags)
-    mult = f.pop("classifier_channel_mult", "")
     if f.get("condition"):
         raise ValueError(f"{field}.condition: the noisy classifier takes no labels")
     f = _from_data(f, field, image_size=int(d.resolution), in_channels=int(d.channels),
@@ -122,9 +117,6 @@ def build_classifier(flags, d, field: str = "classifier.flags") -> EncoderUNetMo
         net = classifier_from_flags(f, dg_time=False)
     except ValueError as err:
         raise ValueError(f"{field}: {err}") from err
-    mult = _parse_mult(mult, f"{field}.classifier_channel_mult")
-    if mult:  # else guided-diffusion's multipliers for the image size
-        net = net.clone(channel_mult=mult)
     _check_net(net, d, f"{field}.classifier_width", f"{field}.classifier_channel_mult")
     # attention (at the attention resolutions and in the middle block) has 64-channel heads
     attended = [int(net.model_channels * m) for i, m in enumerate(net.channel_mult)

@@ -10,8 +10,9 @@ Stages (config.stages):
               uniform t, cross entropy); checkpoints/classifier;
   vlb         two small unconditional models trained for the same steps with the hybrid loss +
               importance sampling and with L_simple; VLB (bits/dim) of held-out images;
-  sweep       guidance-weight sweeps for CG and CFG, scored by an independent classifier
-              (dg_jax.experiments.guidance.sweep).
+  sweep       guidance-weight sweeps for CG (DDPM mean shift and/or DDIM eps shift) and CFG,
+              scored by an independent classifier (accuracy, FD, precision, recall;
+              dg_jax.experiments.guidance.sweep).
 Writes DIR/results.json (whatever the stages produced) and, for the sweep, DIR/guidance.png.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dg_jax.checkpoint import write_json
 from dg_jax.diffusion.iddpm_losses import calc_bpd_loop
 from dg_jax.errors import check_finite
 from dg_jax.experiments.guidance import models as GM
-from dg_jax.experiments.guidance.sweep import sweep_stage
+from dg_jax.experiments.guidance.sweep import SAMPLERS, SCORERS, sweep_stage
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.metric_writers import log
 from dg_jax.models.edm_precond import edm_precond_from_kwargs
@@ -39,7 +40,7 @@ from dg_jax.train.iddpm_train import (
 )
 from dg_jax.train.noisy_classifier import make_noisy_classifier_step
 from dg_jax.train.state import TrainState, make_optimizer
-from dg_jax.validate import check_positive
+from dg_jax.validate import check_choice, check_positive
 from dg_jax.workdir import Stage
 
 STAGES = ("score", "classifier", "vlb", "sweep")
@@ -88,6 +89,9 @@ def validate(config, mesh) -> None:
                              "label dropout: score.family='iddpm', score.flags.class_cond=True, "
                              "score.p_uncond > 0")
         check_divisible(config.sweep.batch_size, mesh, "sweep.batch_size")
+        check_choice(config.sweep.get("scorer", "digits"), SCORERS, "sweep.scorer")
+        for sampler in config.sweep.get("cg_samplers", []):
+            check_choice(sampler, SAMPLERS, "sweep.cg_samplers")
         if config.sweep.num_samples % config.sweep.batch_size:
             raise ValueError(f"sweep.num_samples={config.sweep.num_samples} is not a multiple "
                              f"of sweep.batch_size={config.sweep.batch_size}")
@@ -230,7 +234,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
     r = setup_run(config, workdir, "guidance_train", WORKDIR_STAGES, validate=validate,
                   ignore=RESUME_SAFE_FIELDS, source=source)
     workdir, wd = r.workdir, r.wd
-    images, labels = GM.load_data(config.data)
+    images, labels = GM.load_data(config.data, config.seed)
     wd.open()
     train_images, train_labels, heldout = GM.split_holdout(images, labels, config.data.holdout)
     results: dict = {}

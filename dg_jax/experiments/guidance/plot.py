@@ -1,5 +1,6 @@
-"""guidance.png: the CG / CFG trade-off (accuracy vs Fréchet distance, and accuracy vs weight)
-and, per method, the first samples (two per class) at the smallest and largest weight."""
+"""guidance.png: the CG / CFG trade-offs (accuracy vs Fréchet distance, accuracy and FD vs
+weight, precision vs recall) and, per method, the first samples (two per class) at the smallest
+and largest weight."""
 from __future__ import annotations
 
 import pathlib
@@ -23,28 +24,34 @@ def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: i
     matplotlib.use("Agg")  # files only, no display
 
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
-    axes[0, 3].axis("off")
-    for method, color in (("cg", "tab:blue"), ("cfg", "tab:orange")):
-        rows = results.get(method, [])
-        if not rows:
-            continue
+    methods = [m for m in results if isinstance(results[m], list) and results[m]]
+    colors = dict(zip(methods, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    for method in methods:
+        rows, color = results[method], colors[method]
+        label = method.upper().replace("_", " ")
         w = [r["weight"] for r in rows]
         acc = [r["accuracy"] for r in rows]
         fd = [r["fd"] for r in rows]
-        axes[0, 0].plot(fd, acc, "o-", color=color, label=method.upper())
+        axes[0, 0].plot(fd, acc, "o-", color=color, label=label)
         for wi, f, a in zip(w, fd, acc):
             axes[0, 0].annotate(f"{wi:g}", (f, a), fontsize=7, color=color)
-        axes[0, 1].plot(w, acc, "o-", color=color, label=method.upper())
-        axes[0, 2].plot(w, fd, "o-", color=color, label=method.upper())
+        axes[0, 1].plot(w, acc, "o-", color=color, label=label)
+        axes[0, 2].plot(w, fd, "o-", color=color, label=label)
+        if "precision" in rows[0]:
+            prec, rec = [r["precision"] for r in rows], [r["recall"] for r in rows]
+            axes[0, 3].plot(rec, prec, "o-", color=color, label=label)
+            for wi, r_, p_ in zip(w, rec, prec):
+                axes[0, 3].annotate(f"{wi:g}", (r_, p_), fontsize=7, color=color)
     axes[0, 0].set(xlabel="Fréchet distance (scorer features)", ylabel="accuracy",
                    title="trade-off (labels: weight)")
     axes[0, 1].set(xlabel="guidance weight", ylabel="accuracy", title="accuracy vs weight")
     axes[0, 2].set(xlabel="guidance weight", ylabel="Fréchet distance", title="FD vs weight")
-    for ax in axes[0, :3]:
+    axes[0, 3].set(xlabel="recall", ylabel="precision", title="precision vs recall (k = 3)")
+    for ax in axes[0]:
         ax.legend()
         ax.grid(alpha=0.3)
     panels = []
-    for method in ("cg", "cfg"):
+    for method in ("cg", "cfg"):  # the grids of CG with sweep.sampler and of CFG
         ws = sorted(w for m, w in grids if m == method)
         if ws:
             panels += [(method, ws[0]), (method, ws[-1])]

@@ -21,8 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dg_jax.data.digits import float_to_uint8, load_digits_uint8
-from dg_jax.eval.digits_classifier import digits_features, train_digits_classifier
+from dg_jax.data.images import load_images
+from dg_jax.eval.evaluate import FeatureBackend, digits_backend, fashion_backend
 from dg_jax.eval.fid import fid_from_features
+from dg_jax.eval.precision_recall import precision_recall
 from dg_jax.experiments.guidance import models as GM
 from dg_jax.guidance.cfg import cfg_model_fn, classifier_guidance_cond_fn, null_labels_like
 from dg_jax.metric_writers import log
@@ -33,12 +35,16 @@ SAMPLERS = ("ddpm", "ddim")
 CG_BASES = ("unconditional", "conditional")
 
 
-def make_guided_sampler(config, unet, params, clf, clf_params, method: str):
+def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
+                        sampler: str | None = None):
     """jit(latents, labels, rng, weight) -> samples for method 'cg' or 'cfg' (weight traced, so
-    one compilation serves the whole sweep)."""
+    one compilation serves the whole sweep), with `sampler` 'ddpm' (CG: a mean shift) or 'ddim'
+    (CG: an eps shift); default sweep.sampler."""
     sw, d = config.sweep, config.data
-    if sw.sampler not in SAMPLERS:
-        raise ValueError(f"unknown sweep.sampler {sw.sampler!r}; choose one of {list(SAMPLERS)}")
+    sampler = sw.sampler if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (sweep.sampler / sweep.cg_samplers); "
+                         f"choose one of {list(SAMPLERS)}")
     if sw.cg_base not in CG_BASES:
         raise ValueError(f"unknown sweep.cg_base {sw.cg_base!r}; choose one of {list(CG_BASES)}")
     diffusion = GM.make_diffusion(config.score.flags, respacing=sw.respacing)
@@ -60,38 +66,76 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str):
                 lambda x, t: clf.apply({"params": clf_params}, x, t), weight)
         else:
             raise ValueError(f"unknown guidance method {method!r}")
-        if sw.sampler == "ddpm":
+        if sampler == "ddpm":
             return ddpm_sample(diffusion, fn, latents, y=labels, rng=rng, cond_fn=cond_fn)
         return ddim_sample(diffusion, fn, latents, y=labels, cond_fn=cond_fn)
 
     return jax.jit(run)
 
 
-def score_samples(scorer, samples_u8, labels, real_feats) -> dict:
-    apply_fn, params = scorer
-    logits, feats = digits_features(apply_fn, params, samples_u8)
-    return {"accuracy": float(np.mean(np.argmax(logits, -1) == labels)),
-            "fd": fid_from_features(feats, real_feats)}
+def scorer_backend(config, workdir) -> tuple[FeatureBackend, np.ndarray]:
+    """(scoring network, reference features): sweep.scorer 'digits' (the digits CNN trained
+    with sweep.scorer_seed for sweep.scorer_steps; reference all 1,797 digits) or
+    'fashion_mnist' (the Fashion-MNIST evaluation CNN, the same seed and steps, cached in
+    sweep.scorer_cache, default WORKDIR/eval_classifier; reference the 10,000 test images)."""
+    sw, d = config.sweep, config.data
+    scorer = sw.get("scorer", "digits")
+    if scorer == "digits":
+        backend = digits_backend(d.resolution, steps=sw.scorer_steps, seed=sw.scorer_seed)
+        real_u8, _ = load_digits_uint8(d.resolution)
+    elif scorer == "fashion_mnist":
+        cache = sw.get("scorer_cache", "") or pathlib.Path(workdir) / "eval_classifier"
+        backend = fashion_backend(cache, resolution=d.resolution, steps=sw.scorer_steps,
+                                  seed=sw.scorer_seed, path=d.get("path", ""))
+        test, _ = load_images("fashion_mnist", path=d.get("path", ""), resolution=d.resolution,
+                              channels=1, split="test")
+        real_u8 = float_to_uint8(test)
+    else:
+        raise ValueError(f"unknown sweep.scorer {scorer!r}; choose one of {list(SCORERS)}")
+    feats, _ = backend.extract([real_u8], name="reference", total=len(real_u8))
+    return backend, feats
+
+
+SCORERS = ("digits", "fashion_mnist")
+
+
+def score_samples(backend: FeatureBackend, samples_u8, labels, real_feats) -> dict:
+    """accuracy (the scorer recognises the requested class), fd, precision, recall."""
+    feats, logits = backend.extract([samples_u8], name="samples", total=len(samples_u8))
+    row = {"accuracy": float(np.mean(np.argmax(logits, -1) == labels)),
+           "fd": fid_from_features(feats, real_feats)}
+    row["precision"], row["recall"] = precision_recall(real_feats, feats)
+    return row
+
+
+def sweep_methods(config) -> list[tuple[str, str, str]]:
+    """[(results key, guidance, sampler)]: CG with each of sweep.cg_samplers (key 'cg' for
+    sweep.sampler, 'cg_<sampler>' for another), then CFG with sweep.sampler."""
+    sw = config.sweep
+    cg = [("cg" if s == sw.sampler else f"cg_{s}", "cg", s)
+          for s in sw.get("cg_samplers", [sw.sampler])]
+    return cg + [("cfg", "cfg", sw.sampler)]
 
 
 def sweep_stage(run, unet, params, clf, clf_params, real_images) -> dict:
     config, workdir, mesh = run.config, run.workdir, run.mesh
     sw, d = config.sweep, config.data
     t0 = time.perf_counter()
-    apply_fn, scorer_params, scorer_acc = train_digits_classifier(
-        d.resolution, seed=sw.scorer_seed, steps=sw.scorer_steps)
-    log(f"[sweep] scoring classifier (seed {sw.scorer_seed}): train accuracy {scorer_acc:.4f} "
-        f"({time.perf_counter() - t0:.1f}s)")
-    real_u8, _ = load_digits_uint8(d.resolution)
-    _, real_feats = digits_features(apply_fn, scorer_params, real_u8)
+    backend, real_feats = scorer_backend(config, workdir)
+    scorer_acc = backend.info.get("test_accuracy", backend.info.get("train_accuracy"))
+    log(f"[sweep] scoring classifier ({backend.name}, seed {sw.scorer_seed}): accuracy "
+        f"{scorer_acc:.4f} ({time.perf_counter() - t0:.1f}s)")
     sharding = data_sharding(mesh)
     key = run.streams.key("sample", "sweep")
     n, b = sw.num_samples, sw.batch_size
     labels_all = np.arange(n, dtype=np.int32) % d.num_classes
-    results = {"scorer_train_accuracy": scorer_acc}
+    results = {f"scorer_{'test' if 'test_accuracy' in backend.info else 'train'}_accuracy":
+               scorer_acc}
     grids = {}
-    for method, weights in (("cg", sw.cg_weights), ("cfg", sw.cfg_weights)):
-        sampler = make_guided_sampler(config, unet, params, clf, clf_params, method)
+    for key_name, method, sampler_name in sweep_methods(config):
+        weights = sw.cg_weights if method == "cg" else sw.cfg_weights
+        sampler = make_guided_sampler(config, unet, params, clf, clf_params, method,
+                                      sampler_name)
         rows = []
         for w in sorted(float(x) for x in weights):
             t1 = time.perf_counter()
@@ -105,13 +149,13 @@ def sweep_stage(run, unet, params, clf, clf_params, real_images) -> dict:
                 x = sampler(latents, lab, jax.random.fold_in(k, 1), jnp.float32(w))
                 chunks.append(gather(x))
             samples = float_to_uint8(np.concatenate(chunks)[:n])
-            row = {"weight": w, **score_samples((apply_fn, scorer_params), samples,
-                                                labels_all, real_feats)}
+            row = {"weight": w, **score_samples(backend, samples, labels_all, real_feats)}
             rows.append(row)
-            grids[(method, w)] = samples[:2 * d.num_classes]
-            log(f"[sweep] {method} w={w:g}: accuracy={row['accuracy']:.4f} fd={row['fd']:.4f} "
-                f"({time.perf_counter() - t1:.1f}s)")
-        results[method] = rows
+            grids[(key_name, w)] = samples[:2 * d.num_classes]
+            log(f"[sweep] {key_name} w={w:g}: accuracy={row['accuracy']:.4f} "
+                f"fd={row['fd']:.4f} precision={row['precision']:.4f} "
+                f"recall={row['recall']:.4f} ({time.perf_counter() - t1:.1f}s)")
+        results[key_name] = rows
     if jax.process_index() == 0:
         # matplotlib only when plotting (plot.py imports it)
         from dg_jax.experiments.guidance.plot import plot_tradeoff  # noqa: PLC0415
