@@ -7,6 +7,7 @@ Run (Debian's dataset-fashion-mnist; both subsets, both runs, the evaluation net
   python -m launch.main --config=configs/fashion_diffusion_gan.py --workdir=/tmp/fashion_dgan
 Other seeds: --config.seed=1; several seeds can share the evaluation network's cache:
   --config.eval.classifier_cache=/tmp/fashion_eval_classifier
+One subset only: --config.data.subset_sizes='(500,)'
 Smoke variant (tiny networks, 40 steps; in the tests):
   python -m launch.main --config=configs/fashion_diffusion_gan.py:smoke --workdir=/tmp/fashion_dgan_smoke
 Longer runs: --config=configs/fashion_diffusion_gan.py:steps=12000 (the FD curve points move
@@ -53,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = get_default_config()
     config.experiment = "fashion_mnist"
     config.data = dict(resolution=32, channels=1, synthetic=False, path="",
-                       subset_sizes=[500, 2000])
+                       subset_sizes=(500, 2000))
     config.model = dict(backbone="dcgan", z_dim=64, width=16, w_dim=128, mapping_layers=2)
     steps = arg.steps
     config.train.update(batch_size=32, num_steps=steps, g_lr=2e-3, d_lr=2e-3,
@@ -65,7 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg.smoke:
         apply_smoke(config, num_steps=40, num_samples=500, batch_size=16,
                     model=dict(width=8, z_dim=16))
-        config.data.subset_sizes = [100, 200]
+        config.data.subset_sizes = (100, 200)
         config.diffusion.ada_kimg = 0.1
         config.eval.update(curve_every=20, curve_samples=200, classifier_steps=20)
     return config

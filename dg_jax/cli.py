@@ -18,6 +18,9 @@ from dg_jax.errors import UserError
 USER_ERRORS = (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
                IsADirectoryError, PermissionError)
 EXIT_USER_ERROR = 2
+# The launch scripts' --compilation_cache flag (dg_jax.compile_cache; kept here, JAX-free).
+COMPILATION_CACHE_HELP = ("JAX persistent compilation cache directory ('off' disables; default: "
+                          "$DG_JAX_COMPILATION_CACHE or ~/.cache/dg_jax/jax)")
 
 
 def report(err: BaseException, verbose: bool) -> None:

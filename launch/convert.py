@@ -24,6 +24,9 @@ EXAMPLES = {
                         "--flags=classifier_flags.json --head_flags=head_flags.json "
                         "--output=ckpt/dg_discriminator",
     "fid_inception": "--checkpoint=pt_inception-2015-12-05-6726825d.pth --output=ckpt/inception",
+    "sd_vae": "--checkpoint=sd-vae-ft-mse --output=ckpt/sd_vae   (a diffusers folder)",
+    "dit": "--checkpoint=DiT-XL-2-256x256.pt --flags='{\"model\": \"DiT-XL/2\", \"input_size\": 32}' "
+           "--output=ckpt/dit_xl2_256   (--dit_entry=model: a train.py checkpoint's raw weights)",
 }
 KIND_HELP = {
     "edm": "an EDM network pickle (VP/VE/iDDPM/EDM preconditioning; the pickle's `ema`)",
@@ -33,6 +36,10 @@ KIND_HELP = {
     "dg_discriminator": "DG's discriminator: the frozen classifier .pt (--classifier) and the "
                         "trained head .pt (--checkpoint)",
     "fid_inception": "pytorch-fid's FID Inception-v3 weights .pth",
+    "sd_vae": "Stable Diffusion's VAE: a diffusers AutoencoderKL folder (config.json + "
+              "diffusion_pytorch_model.safetensors or .bin), e.g. stabilityai/sd-vae-ft-mse",
+    "dit": "a DiT .pt: the released state dict or a train.py checkpoint (its 'ema'); --flags: "
+           "the DiT constructor arguments, or a DiT-*/* name as 'model' plus the others",
 }
 
 
@@ -79,13 +86,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=sorted(EXAMPLES), metavar="KIND",
                    help="what the checkpoint holds: " + ", ".join(EXAMPLES))
     p.add_argument("--checkpoint", help="the .pkl / .pt / .pth file (the head for "
-                   "dg_discriminator)")
+                   "dg_discriminator; the diffusers folder for sd_vae)")
     p.add_argument("--classifier", help="dg_discriminator: the frozen ADM classifier .pt")
     p.add_argument("--flags", help="architecture flags: JSON text or a JSON file")
     p.add_argument("--head_flags", help="dg_discriminator: the head's flags (JSON text or file)")
     p.add_argument("--integer_time", action="store_true",
                    help="adm_classifier: integer timesteps (guided-diffusion) instead of "
                         "DG's VP tau in [0, 1]")
+    p.add_argument("--dit_entry", default="ema", choices=("ema", "model"),
+                   help="dit: which weights of a train.py checkpoint to read (default ema)")
     p.add_argument("--output", required=True, help="the folder to write (must not exist)")
     p.add_argument("--verbose", action="store_true", help="tracebacks for known errors too")
     return p
@@ -98,11 +107,13 @@ def main(argv=None) -> int:
         inputs = {k: v for k, v in (("checkpoint", args.checkpoint),
                                     ("classifier", args.classifier)) if v}
         for name, path in inputs.items():
-            if not pathlib.Path(path).is_file():
+            folder = args.kind == "sd_vae" and name == "checkpoint"  # a diffusers folder
+            if not (pathlib.Path(path).is_dir() if folder else pathlib.Path(path).is_file()):
                 raise ConfigError(f"--{name}={path} not found")
         converted = convert_checkpoint(args.kind, inputs, read_flags(args.flags, "--flags"),
                                        read_flags(args.head_flags, "--head_flags"),
-                                       dg_time=not args.integer_time)
+                                       dg_time=not args.integer_time,
+                                       dit_entry=args.dit_entry)
         out = save_converted(converted, args.output)
         print(f"wrote {out}/arch.json and {out}/params ({converted.kind})")
 

@@ -35,7 +35,8 @@ import sys
 import jax
 
 from dg_jax.checkpoint import write_json
-from dg_jax.cli import run_command
+from dg_jax.cli import COMPILATION_CACHE_HELP, run_command
+from dg_jax.compile_cache import enable_compilation_cache
 from dg_jax.errors import check_finite
 from dg_jax.eval import reference
 from dg_jax.eval.evaluate import (
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate the first N samples (default: all in the manifest)")
     p.add_argument("--output", required=True, help="results .json (or stats .npz)")
     p.add_argument("--verbose", action="store_true", help="tracebacks for known errors too")
+    p.add_argument("--compilation_cache", default=None, help=COMPILATION_CACHE_HELP)
     return p
 
 
@@ -170,6 +172,7 @@ def main(argv=None, *, backend=None) -> int:
     network; tests pass a tiny stand-in, users never need it."""
     parser = _parser()
     args = parser.parse_args(argv)
+    enable_compilation_cache(args.compilation_cache)
     return run_command(lambda: run(args, parser, backend), verbose=args.verbose)
 
 

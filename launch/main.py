@@ -16,6 +16,9 @@ Several processes (multi-node GPU, or a local test) run the same command, each w
       --coordinator_address=HOST0:1234 --num_processes=2 --process_id=0   # 1 on the other node
 
 (or DG_JAX_COORDINATOR_ADDRESS / DG_JAX_NUM_PROCESSES / DG_JAX_PROCESS_ID in the environment).
+Compiled programs are kept in JAX's persistent cache (~/.cache/dg_jax/jax, or
+--compilation_cache=DIR / $DG_JAX_COMPILATION_CACHE; 'off' disables), so a rerun or a resumed
+run skips most compiling.
 On a Cloud TPU VM pod slice JAX finds all three itself (`--distributed=auto` notices the TPU
 environment; `--distributed=on` forces JAX's cluster detection, e.g. under SLURM). See
 launch/README.md and launch/tpu_vm.sh.
@@ -26,7 +29,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import configs
-from dg_jax.cli import parse_flags_or_exit, run_command
+from dg_jax.cli import COMPILATION_CACHE_HELP, parse_flags_or_exit, run_command
 from dg_jax.experiments.registry import get_pipeline
 
 # Everything above is JAX-free: JAX comes in (with dg_jax.parallel, inside main) only once the
@@ -44,6 +47,7 @@ flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
 flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process)")
 flags.DEFINE_integer("num_processes", None, "number of processes (multi-process)")
 flags.DEFINE_integer("process_id", None, "this process's rank in [0, num_processes)")
+flags.DEFINE_string("compilation_cache", None, COMPILATION_CACHE_HELP)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -52,8 +56,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # progress lines are printed; keep orbax's INFO quiet
 
     def run():
+        from dg_jax.compile_cache import enable_compilation_cache  # noqa: PLC0415
         from dg_jax.parallel import initialize_distributed, resolve_distributed  # noqa: PLC0415
 
+        enable_compilation_cache(FLAGS.compilation_cache)
         initialize_distributed(resolve_distributed(FLAGS.distributed, FLAGS.coordinator_address,
                                                    FLAGS.num_processes, FLAGS.process_id))
         config = FLAGS.config

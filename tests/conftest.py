@@ -12,9 +12,14 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from dg_jax.compile_cache import enable_compilation_cache  # noqa: E402
 from dg_jax.diffusion.processes import VP  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+# The persistent compilation cache, as the entry points use it ($DG_JAX_COMPILATION_CACHE or
+# ~/.cache/dg_jax/jax; 'off' disables): reruns, and the launch scripts the tests start, read
+# their programs back instead of compiling them again.
+enable_compilation_cache()
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -23,6 +28,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs, multi-process tests, parity on "
                             "the real fixtures and the costliest network checks (deselect with "
                             "-m 'not slow' for a fast loop; the README's test command runs all)")
+    config.addinivalue_line("markers", "gpu: needs a GPU (skipped without one; python -m "
+                            "launch.gpu_check runs them)")
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,8 @@ def test_benchmark_smoke_float32_and_bfloat16(tmp_path):
         for key in ("sampling_plain", "sampling_dg", "score_training", "disc_training"):
             assert entry[key]["images_per_second"] > 0, (dt, key)
         assert entry["sampling_plain"]["network_evaluations"] == 5  # 3 Heun steps
+        for key in ("sampling_plain", "sampling_dg"):
+            assert entry[key]["compile_cold_seconds"] > 0 and entry[key]["compile_warm_seconds"] > 0
         assert entry["dg_overhead"] > 0
         # the training step's count includes the backward pass: more than one forward evaluation
         net = entry["sampling_plain"]["gflop_per_image"] / 5

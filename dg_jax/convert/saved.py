@@ -20,17 +20,20 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dg_jax.convert.adm import load_adm_classifier, load_adm_unet, load_dg_discriminator
+from dg_jax.convert.dit import dit_arch, dit_from_arch, load_dit
 from dg_jax.convert.edm import load_edm_denoiser
 from dg_jax.convert.inception import load_fid_inception
+from dg_jax.convert.sd_vae import load_sd_vae, read_vae_config
 from dg_jax.errors import CheckpointError, ConfigError, read_json
 from dg_jax.integrity import verify_folder, write_folder_digest
 from dg_jax.models.adm_flags import classifier_from_flags, unet_from_flags
 from dg_jax.models.dg_discriminator import DGDiscriminator
 from dg_jax.models.edm_precond import edm_precond_from_kwargs
 from dg_jax.models.inception import FIDInceptionV3
+from dg_jax.models.sd_vae import autoencoder_kl_from_config
 
-KINDS = ("edm", "adm_unet", "adm_classifier", "dg_discriminator", "fid_inception")
-_NEEDS_FLAGS = ("adm_unet", "adm_classifier", "dg_discriminator")  # official files lack their arch
+KINDS = ("edm", "adm_unet", "adm_classifier", "dg_discriminator", "fid_inception", "dit", "sd_vae")
+_NEEDS_FLAGS = ("adm_unet", "adm_classifier", "dg_discriminator", "dit")  # official files lack their arch
 
 
 @dataclasses.dataclass
@@ -52,13 +55,18 @@ def _json_default(value):
 
 
 def convert_checkpoint(kind: str, inputs: Mapping[str, str], flags: Optional[Mapping] = None,
-                       head_flags: Optional[Mapping] = None, dg_time: bool = True) -> Converted:
+                       head_flags: Optional[Mapping] = None, dg_time: bool = True,
+                       dit_entry: str = "ema") -> Converted:
     """Reads an official checkpoint into a `Converted` (not yet saved).
 
     kind 'edm': inputs['checkpoint'] (EDM pickle). 'adm_unet': checkpoint + guided-diffusion
     model flags. 'adm_classifier': checkpoint + DG/guided `classifier_*` flags (`dg_time`: VP tau
     x999, else integer t). 'dg_discriminator': inputs['classifier'], inputs['checkpoint'] (head)
     + flags (classifier) and head_flags. 'fid_inception': checkpoint (pytorch-fid .pth).
+    'sd_vae': checkpoint = a diffusers AutoencoderKL folder (config.json +
+    diffusion_pytorch_model.safetensors or .bin; its config is recorded in arch.json).
+    'dit': checkpoint (a released DiT .pt or a train.py checkpoint, whose `dit_entry` 'ema' or
+    'model' is read) + the DiT constructor arguments as flags (or {"model": "DiT-XL/2", ...}).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r} (flag --kind); choose one of {list(KINDS)}")
@@ -84,6 +92,14 @@ def convert_checkpoint(kind: str, inputs: Mapping[str, str], flags: Optional[Map
                                              head_flags)
         arch = {"kind": kind, "classifier_flags": dict(flags), "head_flags": dict(head_flags)}
         return Converted(kind, arch, disc, params)
+    if kind == "dit":
+        model, params = load_dit(inputs["checkpoint"], flags, entry=dit_entry)
+        return Converted(kind, {"kind": kind, "arch": dit_arch(model), "entry": dit_entry},
+                         model, params)
+    if kind == "sd_vae":
+        vae, params = load_sd_vae(inputs["checkpoint"])
+        config = read_vae_config(inputs["checkpoint"])  # recorded whole, as diffusers saved it
+        return Converted(kind, {"kind": kind, "config": config}, vae, params)
     return Converted(kind, {"kind": kind}, FIDInceptionV3(), load_fid_inception(inputs["checkpoint"]))
 
 
@@ -104,6 +120,10 @@ def build_model(arch: Mapping):
                                classifier_from_flags(arch["head_flags"], dg_time=True))
     if kind == "fid_inception":
         return FIDInceptionV3()
+    if kind == "dit":
+        return dit_from_arch(arch["arch"])
+    if kind == "sd_vae":
+        return autoencoder_kl_from_config(arch["config"], where="arch.json config")
     raise ValueError(f"arch.json names unknown kind {kind!r}; known: {list(KINDS)}")
 
 
@@ -179,6 +199,8 @@ def load_weights(path: str | os.PathLike, kind: str, *, field: str, flags: Optio
     p = pathlib.Path(path)
     if is_converted(p):
         conv = load_converted(p)
+    elif kind == "sd_vae" and p.is_dir():  # the official format is a diffusers folder
+        conv = convert_checkpoint(kind, {"checkpoint": str(p)})
     elif p.is_dir():
         raise CheckpointError(f"{field}={path} is a folder without arch.json: not a converted "
                               "checkpoint (make one with `python -m launch.convert`)")

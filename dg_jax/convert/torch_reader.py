@@ -129,6 +129,11 @@ class EasyDict(dict):
             self.update(state)
 
 
+class Namespace(EasyDict):
+    """Stand-in for `argparse.Namespace`: its attributes as dict entries (DiT's `train.py` saves
+    its parsed `args` in every checkpoint, beside "model", "ema" and "opt")."""
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
                        backward_hooks=None, metadata=None) -> np.ndarray:
     """torch._utils._rebuild_tensor_v2: the strided view `storage[offset + sum_i idx_i*stride_i]`."""
@@ -244,6 +249,7 @@ def _allowed_globals(storage_loader: Callable[[bytes], Storage]) -> dict[str, An
         "torch.storage._load_from_bytes": storage_loader,
         "torch_utils.persistence._reconstruct_persistent_obj": _reconstruct_persistent_obj,
         "dnnlib.util.EasyDict": EasyDict, "dnnlib.EasyDict": EasyDict,
+        "argparse.Namespace": Namespace,
         "numpy.dtype": _numpy_dtype,
         "numpy._core.multiarray.scalar": _numpy_scalar,
         "numpy.core.multiarray.scalar": _numpy_scalar,
@@ -465,12 +471,9 @@ def _is_state_dict(obj) -> bool:
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "ema", "net")
 
 
-def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads a `torch.save`d state dict (zip archive or legacy stream) as `{name: np.ndarray}`.
-
-    A state dict nested under one of the keys 'state_dict', 'model_state_dict', 'model', 'ema',
-    'net' of a top-level dict that is not itself a state dict is returned instead of the top.
-    """
+def load_torch_object(path: str | os.PathLike) -> Any:
+    """The whole object of a `torch.save` file (zip archive or legacy stream): tensors as
+    np.ndarray, containers as dicts / lists / tuples, allowed classes as their stand-ins."""
     path = str(path)
     data = _read_bytes(path)
 
@@ -481,7 +484,17 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{path}: empty file")
         return _load_legacy(io.BytesIO(data), path)
 
-    obj = _guard(path, load)
+    return _guard(path, load)
+
+
+def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads a `torch.save`d state dict (zip archive or legacy stream) as `{name: np.ndarray}`.
+
+    A state dict nested under one of the keys 'state_dict', 'model_state_dict', 'model', 'ema',
+    'net' of a top-level dict that is not itself a state dict is returned instead of the top.
+    """
+    path = str(path)
+    obj = load_torch_object(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: top-level object is a {type(obj).__name__}, not a dict")
     if not _is_state_dict(obj):

@@ -267,6 +267,23 @@ def diffusion_from_flags(flags: dict, timestep_respacing=None) -> DiscreteDiffus
     )
 
 
+def create_dit_diffusion(timestep_respacing, noise_schedule: str = "linear", use_kl: bool = False,
+                         sigma_small: bool = False, predict_xstart: bool = False,
+                         learn_sigma: bool = True, rescale_learned_sigmas: bool = False,
+                         diffusion_steps: int = 1000) -> DiscreteDiffusion:
+    """DiT's `diffusion.create_diffusion` (also DG_imagenet's): guided-diffusion's process with
+    DiT's defaults (learned-range variances) and no timestep rescaling; the arguments are the
+    official ones, so a `create_diffusion` kwargs dict can be splatted in (an int respacing is
+    read as its string, as `sample.py` passes `str(num_sampling_steps)`)."""
+    return create_gaussian_diffusion(
+        steps=int(diffusion_steps), learn_sigma=bool(learn_sigma), sigma_small=bool(sigma_small),
+        noise_schedule=str(noise_schedule), use_kl=bool(use_kl),
+        predict_xstart=bool(predict_xstart), rescale_timesteps=False,
+        rescale_learned_sigmas=bool(rescale_learned_sigmas),
+        timestep_respacing=(str(timestep_respacing) if isinstance(timestep_respacing, int)
+                            else timestep_respacing or ""))
+
+
 # ----------------------------------------------------------------------------- helpers
 
 def extract(table, t, like):

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dg_jax.broadcast import expand_like, per_example
 from dg_jax.diffusion.processes import VP, sigma_to_vp
@@ -37,11 +38,27 @@ def validate_window(time_min: float, time_max: float, field: str = "dg") -> None
         raise ValueError(f"{field}.time_min={time_min} exceeds {field}.time_max={time_max}")
 
 
-def log_ratio_from_logit(logit, clip_probability: bool = False):
-    """log(d / (1 - d)) from the logit; DG's clipped form when `clip_probability`."""
-    if not clip_probability:
+def probability_clip(clip_probability) -> Optional[tuple[float, float]]:
+    """The (lo, hi) bounds for d that `clip_probability` asks for: None for False/None, DG's
+    [1e-5, 1 - 1e-5] for True, else the given pair (e.g. DG_imagenet's `d_clip`)."""
+    if clip_probability is None or clip_probability is False:
+        return None
+    if clip_probability is True:
+        return LOGIT_CLIP_P, 1.0 - LOGIT_CLIP_P
+    lo, hi = (float(v) for v in clip_probability)
+    if not 0.0 < lo < hi < 1.0:
+        raise ValueError(f"probability clip {clip_probability!r} must satisfy 0 < lo < hi < 1")
+    return lo, hi
+
+
+def log_ratio_from_logit(logit, clip_probability=False):
+    """log(d / (1 - d)) from the logit; DG's clipped form when `clip_probability` (True for
+    [1e-5, 1 - 1e-5], or a (lo, hi) pair): d = clip(sigmoid(logit), lo, hi), so the gradient
+    is zero where d is clipped."""
+    bounds = probability_clip(clip_probability)
+    if bounds is None:
         return logit
-    d = jnp.clip(jax.nn.sigmoid(logit), LOGIT_CLIP_P, 1.0 - LOGIT_CLIP_P)
+    d = jnp.clip(jax.nn.sigmoid(logit), *bounds)
     return jnp.log(d / (1.0 - d))
 
 
@@ -129,21 +146,27 @@ def discriminator_guidance(logit_fn: Callable, weight=1.0, *, time_min: float = 
 
 
 def dg_cond_fn(logit_fn: Callable, weight=1.0, *, time_min: float = 0.0, time_max: float = 1.0,
-               clip_probability: bool = False, timestep_scale: float = 999.0) -> Callable:
+               clip_probability=False, timestep_scale: float = 999.0,
+               min_exclusive: bool = False) -> Callable:
     """DG for improved-DDPM samplers (DDPM-G++ / DDIM-G++), in their `cond_fn` form:
     cond_fn(x_t, t_model, y) = w(tau) * grad_x log(d/(1-d))(x_t, tau), tau = t_model / 999.
 
     x_t of a DDPM is already on the VP scale, so the discriminator sees it directly; tau follows
     DG's classifier convention (it multiplies tau by 999 before its time embedding, so a model
-    timestep t is tau = t / 999). The samplers turn it into a mean shift (DDPM) or an eps shift
-    (DDIM), exactly like classifier guidance, and cond_fns add (`sum_cond_fns`). `weight` may
-    be a function of tau (the paper's time-dependent w_DG(t)).
+    timestep t is tau = t / 999, computed in float32 as DG's `t / 999`). The samplers turn it
+    into a mean shift (DDPM) or an eps shift (DDIM), exactly like classifier guidance, and
+    cond_fns add (`sum_cond_fns`). `weight` may be a function of tau (the paper's
+    time-dependent w_DG(t)). The window is time_min <= tau <= time_max, or
+    time_min < tau <= time_max with `min_exclusive` (DG_imagenet's `t > time_min`, see
+    `latent_dg_cond_fn`). `clip_probability`: see `log_ratio_from_logit`.
     """
     validate_window(time_min, time_max)
+    probability_clip(clip_probability)
 
     def cond_fn(x, t_model, y=None):
         tau = jnp.asarray(t_model, jnp.float32) / timestep_scale
-        inside = (tau >= time_min) & (tau <= time_max)
+        above = (tau > time_min) if min_exclusive else (tau >= time_min)
+        inside = above & (tau <= time_max)
 
         def total(x_in):
             return jnp.sum(log_ratio_from_logit(logit_fn(x_in, tau, y), clip_probability))
@@ -154,6 +177,43 @@ def dg_cond_fn(logit_fn: Callable, weight=1.0, *, time_min: float = 0.0, time_ma
         return (w * grad).astype(x.dtype)
 
     return cond_fn
+
+
+def latent_dg_cond_fn(logit_fn: Callable, dg_scale: float, time_min: int, *,
+                      d_clip=(LOGIT_CLIP_P, 1.0 - LOGIT_CLIP_P), timestep_scale: float = 999.0,
+                      cond_rows: Optional[int] = None) -> Callable:
+    """DiT-G++'s DG cond_fn (DG_imagenet `sample.py`), built on `dg_cond_fn`:
+
+        cond_fn(x, t, y) = dg_scale * grad_x sum log(d / (1 - d)),  d = clip(D(x, t/999, y), d_clip)
+
+    where the ORIGINAL integer timestep t is strictly above `time_min` (0 <= time_min <= 999),
+    else 0. `logit_fn(x, tau, y)` is the discriminator's logit (e.g. `DGDiscriminator.bind(
+    params)`); d is clipped as the official code clips it, so the gradient is zero there.
+    `dg_scale` may be a traced scalar (one compiled sampler for several scales).
+
+    On our own sampler's B rows the result is the gradient for those rows. With `cond_rows` = B
+    the cond_fn takes the official doubled batch (2B rows, x[B:] / y[B:] the null-label copies):
+    it evaluates the first B rows and returns cat(g, g), as `sample.py` does. The time window is
+    decided per row (`sample.py` decides it by t[0]; the samplers give every row the same t).
+    """
+    scale = float(timestep_scale)
+    # tau's lower bound as float32(time_min) / float32(999): exactly the float32 value of tau at
+    # t = time_min, so the strict comparison on tau is the strict one on the integer timestep.
+    tau_min = float(np.float32(time_min) / np.float32(scale))
+    base = dg_cond_fn(logit_fn, dg_scale, time_min=tau_min, time_max=1.0,
+                      clip_probability=tuple(d_clip), timestep_scale=scale, min_exclusive=True)
+    if cond_rows is None:
+        return base
+    b = int(cond_rows)
+
+    def doubled(x, t, y=None):
+        if x.shape[0] != 2 * b:
+            raise ValueError(f"cond_rows={b} expects the doubled batch of {2 * b} rows, "
+                             f"got {x.shape[0]}")
+        g = base(x[:b], jnp.asarray(t)[:b], None if y is None else jnp.asarray(y)[:b])
+        return jnp.concatenate([g, g], axis=0)
+
+    return doubled
 
 
 def sum_cond_fns(*fns: Optional[Callable]) -> Optional[Callable]:

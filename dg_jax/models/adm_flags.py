@@ -6,7 +6,8 @@
 - `classifier_from_flags`: DG's `create_classifier` (a superset of guided-diffusion's): channel
   multipliers from `image_size`, 64 channels per head, attention resolutions as image sizes,
   `out_channels`, `in_channels`, `condition` (1000-entry label embedding) and
-  `classifier_channel_mult` ("1,2,2"; "" = the multipliers above). `dg_time=True` makes
+  `classifier_channel_mult` ("1,2,2"; "" = the multipliers above; DG_imagenet names it
+  `channel_mult`, accepted too). `dg_time=True` makes
   the network take DG's continuous VP tau (multiplied by 999 inside); `dg_time=False` is
   guided-diffusion's integer-timestep classifier.
 - `unet_from_kwargs` / `encoder_from_kwargs`: the PyTorch constructors' own arguments
@@ -44,7 +45,7 @@ DIFFUSION_FLAGS = ("diffusion_steps", "noise_schedule", "timestep_respacing", "u
                    "predict_xstart", "rescale_timesteps", "rescale_learned_sigmas", "sigma_small")
 
 CLASSIFIER_FLAG_DEFAULTS = dict(out_channels=NUM_CLASSES, in_channels=3, condition=False,
-                                classifier_channel_mult="", compute_dtype=None,
+                                classifier_channel_mult="", channel_mult="", compute_dtype=None,
                                 attention_impl="auto")
 CLASSIFIER_REQUIRED_FLAGS = (
     "image_size", "classifier_use_fp16", "classifier_width", "classifier_depth",
@@ -136,6 +137,14 @@ def classifier_from_flags(flags: Mapping, *, dg_time: bool = True) -> EncoderUNe
                 CLASSIFIER_REQUIRED_FLAGS, "classifier")
     f = {**CLASSIFIER_FLAG_DEFAULTS, **flags}
     size = int(f["image_size"])
+    # DG_imagenet's fixtures and configs name the multipliers `channel_mult`; guided-diffusion's
+    # classifier flag is `classifier_channel_mult`. Either is explicit; both at once is ambiguous.
+    mult_named = _parse_channel_mult(f["channel_mult"], "channel_mult")
+    mult_classifier = _parse_channel_mult(f["classifier_channel_mult"], "classifier_channel_mult")
+    if mult_named and mult_classifier and mult_named != mult_classifier:
+        raise ValueError(f"classifier flags channel_mult={f['channel_mult']!r} and "
+                         f"classifier_channel_mult={f['classifier_channel_mult']!r} disagree; "
+                         "set one of them")
     return EncoderUNetModel(
         image_size=size,
         in_channels=int(f["in_channels"]),
@@ -144,9 +153,7 @@ def classifier_from_flags(flags: Mapping, *, dg_time: bool = True) -> EncoderUNe
         num_res_blocks=int(f["classifier_depth"]),
         attention_resolutions=_resolutions_to_ds(size, f["classifier_attention_resolutions"],
                                                  "classifier_attention_resolutions"),
-        channel_mult=(_parse_channel_mult(f["classifier_channel_mult"],
-                                          "classifier_channel_mult")
-                      or _channel_mult(size, "image_size")),
+        channel_mult=mult_named or mult_classifier or _channel_mult(size, "image_size"),
         use_fp16=bool(f["classifier_use_fp16"]),
         num_head_channels=64,
         use_scale_shift_norm=bool(f["classifier_use_scale_shift_norm"]),

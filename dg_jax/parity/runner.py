@@ -29,6 +29,12 @@ KIND_HANDLERS: dict[str, str] = {
     "fid_inception": "dg_jax.parity.fid_cases:run_fid_inception",
     "diffusion_gan_adaptive": "dg_jax.parity.dgan_cases:run_diffusion_gan_adaptive",
     "diffusion_gan_q_sample": "dg_jax.parity.dgan_cases:run_diffusion_gan_q_sample",
+    "sd_vae_encode": "dg_jax.parity.vae_cases:run_sd_vae_encode",
+    "sd_vae_decode": "dg_jax.parity.vae_cases:run_sd_vae_decode",
+    "dit_forward": "dg_jax.parity.dit_cases:run_dit_forward",
+    "dit_cfg_forward": "dg_jax.parity.dit_cases:run_dit_cfg_forward",
+    "dit_dg_cond_fn": "dg_jax.parity.dit_dg_cases:run_dit_dg_cond_fn",
+    "dit_dg_sampler": "dg_jax.parity.dit_dg_cases:run_dit_dg_sampler",
 }
 
 

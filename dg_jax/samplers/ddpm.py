@@ -10,7 +10,8 @@ says so), while the tables are indexed by t.
 - cond_fn(x, t_model, y) -> a scaled grad_x log p(y | x_t); the samplers do not know which
   guidance it is (classifier guidance: `dg_jax.guidance.cfg.classifier_guidance_cond_fn`; DG:
   `dg_jax.guidance.discriminator.dg_cond_fn`; several add with `sum_cond_fns`).
-- DDPM: x_{t-1} = mean (+ variance * cond_fn, `condition_mean`) + [t > 0] exp(logvar / 2) z.
+- DDPM: x_{t-1} = mean (+ variance * cond_fn, `condition_mean`) + [t > 0] exp(logvar / 2) z,
+  z drawn from rng or given per step (`step_noise`).
 - DDIM (Song et al. eq. 12): eps' = eps - sqrt(1 - abar_t) cond_fn (`condition_score`),
   x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1} - sigma^2) eps + [t > 0] sigma z,
   sigma = eta sqrt((1 - abar_{t-1}) / (1 - abar_t)) sqrt(1 - abar_t / abar_{t-1}).
@@ -33,6 +34,7 @@ from dg_jax.diffusion.iddpm import (
     p_mean_variance_from_output,
     predict_eps_from_xstart,
 )
+from dg_jax.samplers.edm import check_step_noise
 
 
 def _step_inputs(diffusion: DiscreteDiffusion, rng, needs_noise: bool):
@@ -68,23 +70,35 @@ def _model_outputs(diffusion, model_fn, cond_fn, x, i, y, **pmv_kwargs):
 def ddpm_sample(diffusion: DiscreteDiffusion, model_fn: Callable, noise, *, y=None, rng=None,
                 clip_denoised: bool = True, denoised_fn: Optional[Callable] = None,
                 cond_fn: Optional[Callable] = None, channel_axis: int = -1,
-                return_trajectory: bool = False):
+                return_trajectory: bool = False, step_noise=None):
     """Ancestral sampling from x_T = noise (p_sample_loop): returns x_0, and with
-    `return_trajectory` also the state after every step, shape (T,) + noise.shape."""
+    `return_trajectory` also the state after every step, shape (T,) + noise.shape.
+
+    Scan step k (process index T-1-k) draws z_k = normal(split(rng, T)[k]), or takes
+    z_k = step_noise[k] when `step_noise` (shape (T,) + noise.shape, e.g. the official code's
+    per-step `randn_like` draws, for parity) is given; rng is then not needed. The last step's
+    draw (index 0) is masked out, as in guided-diffusion.
+    """
     dtype = noise.dtype
-    indices, keys = _step_inputs(diffusion, rng, True)
+    if step_noise is None:
+        indices, draws = _step_inputs(diffusion, rng, True)
+    else:
+        draws = check_step_noise(step_noise, noise, diffusion.num_timesteps, stochastic=True,
+                                 rng=rng, sampler="ddpm_sample", why="")
+        indices, _ = _step_inputs(diffusion, None, False)
     pmv_kwargs = dict(clip_denoised=clip_denoised, denoised_fn=denoised_fn,
                       channel_axis=channel_axis)
 
-    def step(x, i, key):
+    def step(x, i, draw):
         _, out, grad = _model_outputs(diffusion, model_fn, cond_fn, x, i, y, **pmv_kwargs)
         if grad is not None:
             out = condition_mean(diffusion, grad, out)
-        z = jax.random.normal(key, x.shape, dtype)
+        z = (jax.random.normal(draw, x.shape, dtype) if step_noise is None
+             else draw.astype(dtype))
         nonzero = (i != 0).astype(dtype)
         return (out["mean"] + nonzero * jnp.exp(0.5 * out["log_variance"]) * z).astype(dtype)
 
-    return _run(step, noise, (indices, keys), return_trajectory)
+    return _run(step, noise, (indices, draws), return_trajectory)
 
 
 def ddim_sample(diffusion: DiscreteDiffusion, model_fn: Callable, noise, *, y=None,
