@@ -5,7 +5,7 @@ so the CPU stays available as the float32 reference); its --smoke mode sets
 DG_JAX_GPU_TESTS_ON_CPU=1, which runs the same bodies on the CPU with attention_impl='auto'
 (the einsum path there) so the code is exercised in CI. On a GPU:
 - cuDNN's fused attention (attention_impl='cudnn') against the einsum path ('xla') in bfloat16,
-  forward and input gradient: SongUNet, DhariwalUNet, the ADM UNet and the ADM classifier;
+  forward and input gradient: SongUNet, DhariwalUNet, the ADM UNet, the ADM classifier and DiT;
 - the bfloat16 EDM-G++ sampler (score network and discriminator in bfloat16) against float32
   from the same latents: pixel statistics, and the digits-CNN Frechet distance between the two
   sample sets against the spread between two float32 seeds;
@@ -26,6 +26,7 @@ from dg_jax.guidance.discriminator import dg_correction_fn
 from dg_jax.models.adm import UNetModel
 from dg_jax.models.adm_flags import classifier_from_flags
 from dg_jax.models.dg_discriminator import discriminator_from_spec
+from dg_jax.models.dit import DiT
 from dg_jax.models.edm_precond import edm_precond_from_kwargs
 from dg_jax.models.edm_unets import DhariwalUNet, SongUNet
 from dg_jax.parallel import data_sharding, make_mesh
@@ -97,6 +98,14 @@ def test_adm_classifier_cudnn_attention_equals_einsum_in_bfloat16(accel):
     _fused_vs_einsum(accel, lambda impl: classifier_from_flags(
         {**CLASSIFIER, "out_channels": 16, "compute_dtype": "bfloat16", "attention_impl": impl}),
         (x, t), (x, t))
+
+
+def test_dit_cudnn_attention_equals_einsum_in_bfloat16(accel):
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 4))
+    t, y = jnp.asarray([0, 250, 500, 999]), jnp.asarray([0, 1, 2, 10])  # 10: the null label
+    kw = dict(input_size=8, patch_size=2, in_channels=4, hidden_size=64, depth=2, num_heads=4,
+              num_classes=10, compute_dtype="bfloat16")
+    _fused_vs_einsum(accel, lambda impl: DiT(**kw, attention_impl=impl), (x, t, y), (x, t, y))
 
 
 # ---------------------------------------------------------------- the sampler, bf16 vs f32
