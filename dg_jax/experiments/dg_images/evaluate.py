@@ -112,24 +112,30 @@ def fd_against(backend: FeatureBackend, images_u8, ref_feats, batch_size: int) -
 DISC_TAUS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
-def disc_accuracy_by_time(config, disc, disc_params, real, fake, process, n: int = 512):
+def disc_accuracy_by_time(config, disc, disc_params, real, fake, process, n: int = 512,
+                          real_labels=None, fake_labels=None):
     """The discriminator's accuracy (real: logit > 0, generated: logit < 0) on `n` images of
     each set diffused to each tau of DISC_TAUS (VP `process`; the same noise per tau), with its
-    mean d on both; `real` should be images it did not train on (eval.reference='test')."""
+    mean d on both; `real` should be images it did not train on (eval.reference='test'). A
+    class-conditional discriminator gets each image's label (`real_labels`, `fake_labels`)."""
     n = min(n, len(real), len(fake))
     x0 = np.concatenate([real[:n], fake[:n]]).astype(np.float32)
     targets = np.concatenate([np.ones(n), np.zeros(n)]) > 0.5
     key = rng.key(config.seed, "eval", "disc_accuracy")
-    logit = jax.jit(lambda x, tau: disc.logit(disc_params, x, tau))
+    labels = None
+    if real_labels is not None and fake_labels is not None:
+        labels = np.concatenate([real_labels[:n], fake_labels[:n]]).astype(np.int32)
+    logit = jax.jit(lambda x, tau, y: disc.logit(disc_params, x, tau, y))
     batch = config.eval.batch_size
     rows = []
     for i, tau in enumerate(DISC_TAUS):
         noise = np.asarray(jax.random.normal(jax.random.fold_in(key, i), x0.shape))
         x_t = np.asarray(perturb(process, jnp.asarray(x0), jnp.full((len(x0),), tau),
                                  jnp.asarray(noise)))
-        logits = np.concatenate([np.asarray(logit(jnp.asarray(x_t[j:j + batch]),
-                                                  jnp.full((len(x_t[j:j + batch]),), tau)))
-                                 for j in range(0, len(x_t), batch)])
+        logits = np.concatenate([np.asarray(logit(
+            jnp.asarray(x_t[j:j + batch]), jnp.full((len(x_t[j:j + batch]),), tau),
+            None if labels is None else jnp.asarray(labels[j:j + batch])))
+            for j in range(0, len(x_t), batch)])
         d = 1.0 / (1.0 + np.exp(-logits))
         rows.append({"tau": float(tau), "accuracy": float(np.mean((logits > 0) == targets)),
                      "d_real": float(d[:n].mean()), "d_fake": float(d[n:].mean())})
@@ -166,7 +172,7 @@ def evaluate(config, workdir: pathlib.Path, reference, precond, score_params, di
             f"{results['real_floor']:.4f}")
     if backend.info:
         results["eval_network"] = {k: v for k, v in backend.info.items() if k != "settings"}
-    sample_sets = {}
+    sample_sets, sample_labels = {}, {}
     for name in ("no_dg", "dg"):
         images, labels = shards.read_shards(workdir / f"samples_{name.replace('_', '')}")
         if e.num_samples > len(images):
@@ -174,7 +180,7 @@ def evaluate(config, workdir: pathlib.Path, reference, precond, score_params, di
                              f"in {workdir / ('samples_' + name.replace('_', ''))}")
         images = images[:e.num_samples]
         labels = None if labels is None else labels[:e.num_samples]
-        sample_sets[name] = images
+        sample_sets[name], sample_labels[name] = images, labels
         feats, logits = backend.extract(_batches(images, e.batch_size), name=f"features {name}",
                                         total=len(images))
         row = compute_metrics(feats, logits, metrics, ref_features=ref_feats, ref_stats=ref_stats,
@@ -194,10 +200,16 @@ def evaluate(config, workdir: pathlib.Path, reference, precond, score_params, di
             f"w={r['weight']:g} fd={r['fd']:.4f}" for r in results["dg_weight_sweep"]))
     if (workdir / CURVE_FILE).is_file():
         results["training_curve"] = read_json(workdir / CURVE_FILE, "training curve")["curve"]
-    if process is not None and reference is not None and disc is not None:
+    conditional = bool(config.disc.get("conditional", False))
+    if conditional and (reference is None or reference[1] is None
+                        or sample_labels["no_dg"] is None):
+        log("[evaluate] discriminator accuracy by time skipped: the discriminator is "
+            "class-conditional and the reference or the samples have no labels")
+    elif process is not None and reference is not None and disc is not None:
         results["disc_accuracy_by_time"] = disc_accuracy_by_time(
-            config, disc, disc_params, reference[0],
-            shards.to_float(sample_sets["no_dg"]), process)
+            config, disc, disc_params, reference[0], shards.to_float(sample_sets["no_dg"]),
+            process, real_labels=reference[1] if conditional else None,
+            fake_labels=sample_labels["no_dg"] if conditional else None)
     if e.path_samples:
         log(f"[evaluate] mean log ratio along the sampling path ({e.path_samples} samples, two "
             "samplers to compile)")
