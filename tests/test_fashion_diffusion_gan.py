@@ -96,7 +96,8 @@ def test_fashion_diffusion_gan_smoke(tmp_path):
             assert traj["step"][-1] == steps and len(traj["T"]) == len(traj["r_d"])
             assert all(-1 <= r <= 1 for r in traj["r_d"])
             assert (tmp_path / f"samples_{run}_{n}.png").is_file()
-        # vanilla never moves p; the smoke's tiny ada_kimg moves Diffusion-GAN's T off T_min
+        # vanilla never moves p; the smoke's tiny ada_kimg and d_target -1 move Diffusion-GAN's
+        # T off T_min
         assert per["vanilla"]["final_p"] == 0 and per["vanilla"]["final_T"] == 0
         assert per["diffusion_gan"]["final_T"] > config.diffusion.t_min
         assert (tmp_path / f"nearest_{n}.png").is_file()
