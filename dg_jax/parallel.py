@@ -14,6 +14,7 @@ from typing import Mapping, Optional, Sequence
 
 import jax
 import numpy as np
+from jax._src import distributed as _distributed
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -82,16 +83,52 @@ def local_rows(x) -> tuple[np.ndarray, np.ndarray]:
 
 def gather(x) -> np.ndarray:
     """The whole global array `x` as a host array on every process (an all-gather when the
-    array spans other processes' devices)."""
+    array spans other processes' devices; preceded by a `sync`, so that a process that got here
+    first waits for the others at the coordinator rather than inside the collective)."""
     if jax.process_count() > 1 and not x.is_fully_addressable:
+        sync("gather")
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
 
 
+BARRIER_TIMEOUT_ENV = "DG_JAX_BARRIER_TIMEOUT_S"
+DEFAULT_BARRIER_TIMEOUT_S = 4 * 3600  # process 0 may evaluate for a long time while others wait
+_barrier_count = [0]
+
+
+def barrier_timeout_s(environ: Optional[Mapping[str, str]] = None) -> float:
+    """How long `sync` waits for the other processes: $DG_JAX_BARRIER_TIMEOUT_S, default 4 h."""
+    raw = (os.environ if environ is None else environ).get(BARRIER_TIMEOUT_ENV, "")
+    if not raw:
+        return float(DEFAULT_BARRIER_TIMEOUT_S)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{BARRIER_TIMEOUT_ENV}={raw!r}: give the barrier timeout as a "
+                          "positive number of seconds")
+    return value
+
+
 def sync(name: str) -> None:
-    """A barrier across processes (no-op with one process)."""
-    if jax.process_count() > 1:
+    """A barrier across processes (no-op with one process).
+
+    It waits at the jax.distributed coordination service (up to `barrier_timeout_s`), not in a
+    device collective: a CPU (gloo) collective gives up after 30 s when one process is late,
+    which a process that is still compiling or loading data on a busy machine can be. Every
+    process calls `sync` the same number of times in the same order (the barrier ids count
+    calls, so a name may repeat)."""
+    if jax.process_count() <= 1:
+        return
+    _barrier_count[0] += 1
+    barrier_id = f"dg_jax:{_barrier_count[0]}:{name}"
+    # the client jax.distributed.initialize connected (no public accessor)
+    client = getattr(_distributed.global_state, "client", None)
+    if client is None or not hasattr(client, "wait_at_barrier"):
         multihost_utils.sync_global_devices(name)
+        return
+    client.wait_at_barrier(barrier_id, int(barrier_timeout_s() * 1000))
 
 
 # ------------------------------------------------------------------------------ multi-host start

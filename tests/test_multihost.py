@@ -228,6 +228,22 @@ def test_other_pipelines_two_processes_match_one(tmp_path, config):
     _assert_numbers_close(a, b, rel=1e-4)
 
 
+@pytest.mark.slow
+def test_a_late_process_waits_at_the_barrier():
+    """One process 40 s late (longer than a CPU collective's 30 s timeout, as a process still
+    compiling on a busy machine can be) still meets the others at `sync`, then gathers."""
+    reason = _gloo_available()
+    if reason:
+        pytest.skip(f"multi-process CPU needs gloo collectives: {reason}")
+    port = _free_port()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+    env.pop("XLA_FLAGS", None)
+    outs = _run_processes(lambda i: [sys.executable, __file__, "--late", "2", str(i), str(port),
+                                     "40"], 2, env)
+    for i, out in enumerate(outs):
+        assert f"process {i}: gathered [0.0, 2.0, 4.0, 6.0]" in out, out[-2000:]
+
+
 def test_flags_and_env_resolve_to_initialize_arguments():
     from dg_jax.parallel import resolve_distributed
 
@@ -250,6 +266,17 @@ def test_flags_and_env_resolve_to_initialize_arguments():
         resolve_distributed("auto", environ={**env, "DG_JAX_NUM_PROCESSES": "four"})
     with pytest.raises(ValueError, match="--distributed"):
         resolve_distributed("sometimes", environ={})
+
+
+def test_barrier_timeout_from_env():
+    from dg_jax.errors import ConfigError
+    from dg_jax.parallel import DEFAULT_BARRIER_TIMEOUT_S, barrier_timeout_s
+
+    assert barrier_timeout_s({}) == DEFAULT_BARRIER_TIMEOUT_S
+    assert barrier_timeout_s({"DG_JAX_BARRIER_TIMEOUT_S": "90"}) == 90.0
+    for bad in ("0", "-3", "soon"):
+        with pytest.raises(ConfigError, match="DG_JAX_BARRIER_TIMEOUT_S"):
+            barrier_timeout_s({"DG_JAX_BARRIER_TIMEOUT_S": bad})
 
 
 def test_shard_parts_read_back_in_row_order(tmp_path):
@@ -368,5 +395,38 @@ def _worker(workdir: str, num_processes: int, process_id: int, port: int) -> Non
                  device_count=jax.device_count())
 
 
+def _late_worker(num_processes: int, process_id: int, port: int, delay_s: float) -> None:
+    """Process 1 reaches `sync` `delay_s` late; then every process gathers a sharded array."""
+    import time
+
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", 1)
+    from dg_jax.parallel import (
+        data_sharding,
+        gather,
+        initialize_distributed,
+        make_mesh,
+        put_global,
+        resolve_distributed,
+        sync,
+    )
+
+    initialize_distributed(resolve_distributed("auto", f"127.0.0.1:{port}", num_processes,
+                                               process_id, environ={}))
+    if process_id == 1:
+        time.sleep(delay_s)
+    sync("late")
+    rows = np.arange(2 * num_processes, dtype=np.float32)
+    x = put_global(rows, data_sharding(make_mesh()))
+    got = gather(x * 2)
+    np.testing.assert_array_equal(got, rows * 2)
+    print(f"process {process_id}: gathered {got.tolist()}")
+
+
 if __name__ == "__main__":
-    _worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    if sys.argv[1] == "--late":
+        _late_worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    else:
+        _worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
