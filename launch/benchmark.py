@@ -11,7 +11,10 @@ the config's architectures, with random weights unless --weights=config), the DG
 ratio, the samplers' compile time cold (empty persistent compilation cache) and warm (read back
 from it), EDM score-training images/s (EDM loss, Adam, EMA; batch --score_train_batch) and
 discriminator-training images/s, each with its compile time; the bfloat16 speed-up over float32;
-and FID Inception feature images/s (random weights, float32). The first dtype's numbers are also
+and FID Inception feature images/s (random weights, float32). For a DiT-G++ config
+(pipeline 'dit_dg', configs/imagenet256_dit_dg.py) it reports instead, under `dit_dg`, the DiT
+forward, DiT-G++ sampling (latents, the config's respacing and CFG) without and with DG, and the
+VAE decode, images/s per dtype. The first dtype's numbers are also
 at the top level (`sampling_plain`, `sampling_dg`, `dg_overhead`, `score_training`,
 `disc_training`). Attention layers use `attention_impl='auto'` (cuDNN's fused kernel on GPUs in
 bfloat16). On CPU the JSON says so in `note`: the numbers only show the benchmark runs
@@ -36,7 +39,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from dg_jax.compile_cache import enable_compilation_cache
+from dg_jax.convert.dit import dit_from_arch
 from dg_jax.convert.saved import load_weights
+from dg_jax.diffusion.iddpm import create_dit_diffusion
 from dg_jax.diffusion.processes import VP
 from dg_jax.eval.benchmark_inception import inception_throughput
 from dg_jax.flops import count_flops, peak_flops
@@ -45,7 +50,9 @@ from dg_jax.metric_writers import log
 from dg_jax.models.dg_discriminator import discriminator_from_spec
 from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params, with_compute
 from dg_jax.models.precision import compute_dtype as check_dtype
+from dg_jax.models.sd_vae import SD_VAE_CONFIG, autoencoder_kl_from_config, decode_latents
 from dg_jax.parallel import data_sharding, make_mesh, replicate
+from dg_jax.samplers.dit_gpp import make_dit_gpp_sampler
 from dg_jax.samplers.edm import denoiser_sigma_steps
 from dg_jax.samplers.edm_gpp import make_edm_gpp_sampler
 from dg_jax.train.discriminator import make_train_step
@@ -252,6 +259,10 @@ def _run(config, workdir: pathlib.Path):
     if device.platform == "cpu":
         out["note"] = CPU_NOTE
         log(f"[benchmark] {CPU_NOTE}")
+    if config.pipeline == "dit_dg":
+        out.update(_dit(config, mesh, FLAGS.repeats, FLAGS.weights == "random"))
+        _write(workdir, out)
+        return
     batch = config.sample.batch_size
     d = config.data
     shape = (batch, d.resolution, d.resolution, d.channels)
@@ -295,8 +306,83 @@ def _run(config, workdir: pathlib.Path):
     out["inception_features"] = inception_throughput(ib, FLAGS.repeats, d.resolution)
     log(f"[benchmark] inception features: "
         f"{out['inception_features']['images_per_second']:.1f} images/s")
-    (workdir / "benchmark.json").write_text(json.dumps(out, indent=2))
+    _write(workdir, out)
+
+
+def _write(workdir: pathlib.Path, out: dict) -> None:
+    tmp = workdir / "benchmark.json.tmp"
+    tmp.write_text(json.dumps(out, indent=2))
+    tmp.replace(workdir / "benchmark.json")  # never a half-written file
     log(f"[benchmark] wrote {workdir / 'benchmark.json'}")
+
+
+def _dit(config, mesh, repeats: int, random_weights: bool) -> dict:
+    """DiT-G++ (pipeline 'dit_dg') for each dtype of --dtypes: the DiT forward, DiT-G++
+    sampling of latents without and with DG (`make_dit_gpp_sampler`, the config's respacing,
+    CFG and DG settings) and the VAE decode, images/s at sample.batch_size, on random weights
+    of the config's architectures (the SD VAE's, `SD_VAE_CONFIG`, when vae.config is empty)."""
+    if not random_weights:
+        raise ValueError("--weights=config is not available for a dit_dg config: the speed does "
+                         "not depend on the weights; use --weights=random")
+    d, c, g = config.data, config.cfg, config.dg
+    diffusion = create_dit_diffusion(**config.diffusion.to_dict())
+    batch = config.sample.batch_size
+    sharding = data_sharding(mesh)
+    per_dtype = {}
+    for dt in FLAGS.dtypes:
+        dit = dit_from_arch({**config.dit.arch.to_dict(), "compute_dtype": dt})
+        vae = autoencoder_kl_from_config(
+            config.vae.config.to_dict() or dict(SD_VAE_CONFIG, sample_size=d.resolution),
+            compute_dtype=dt, where="vae.config")
+        n, ch = d.resolution // vae.downsampling_factor, vae.latent_channels
+        key = jax.random.PRNGKey(0)
+        dit_vars = replicate(jax.jit(dit.init)(key, jnp.zeros((1, n, n, ch)),
+                                               jnp.zeros((1,), jnp.int32),
+                                               jnp.zeros((1,), jnp.int32)), mesh)
+        vae_vars = replicate(jax.jit(vae.init)(key, jnp.zeros((1, d.resolution, d.resolution,
+                                                              d.channels))), mesh)
+        disc = discriminator_from_spec({**config.disc.to_dict(), "compute_dtype": dt},
+                                       (n, n, ch), d.num_classes, jax.random.PRNGKey(1),
+                                       jax.random.PRNGKey(2))
+        disc_params = replicate(disc.trainable, mesh)
+        lat = jax.device_put(jax.random.normal(key, (batch, n, n, ch)), sharding)
+        lab = jax.device_put(jnp.arange(batch) % d.num_classes, sharding)
+        t = jax.device_put(jnp.full((batch,), 500, jnp.int32), sharding)
+        common = dict(LT_cfg=c.LT_cfg, ST_cfg=c.ST_cfg, branch_time=c.branch_time,
+                      guided_channels=None if c.guided_channels == 0 else c.guided_channels)
+        plain = make_dit_gpp_sampler(diffusion, dit, **common)
+        guided = make_dit_gpp_sampler(diffusion, dit, logit_fn=disc.logit, dg_scale=g.scale,
+                                      time_min=g.time_min, **common)
+        forward = jax.jit(lambda v, x, tt, y: dit.apply(v, x, tt, y))
+        decode = jax.jit(lambda v, z: decode_latents(vae, v, z))
+        steps = diffusion.num_timesteps
+        entry = {}
+        # steps: DiT-G++ steps per sample, each a DiT call on 2 x batch rows (CFG)
+        runs = (("dit_forward", lambda: forward(dit_vars, lat, t, lab), None),
+                ("sampling_plain", lambda: plain(dit_vars, None, None, lat, lab, key), steps),
+                ("sampling_dg", lambda: guided(dit_vars, None, disc_params, lat, lab, key),
+                 steps),
+                ("vae_decode", lambda: decode(vae_vars, lat), None))
+        for name, fn, n_steps in runs:
+            first, per = _time(fn, repeats)
+            entry[name] = {"images_per_second": batch / per, "compile_seconds": first - per,
+                           "batch_size": batch}
+            if n_steps:
+                entry[name]["steps"] = n_steps
+            log(f"[benchmark] {dt} {name}: {batch / per:.2f} images/s "
+                f"(first call {first:.1f}s)")
+        entry["dg_overhead"] = (entry["sampling_plain"]["images_per_second"]
+                                / entry["sampling_dg"]["images_per_second"])
+        entry["image_resolution"] = d.resolution
+        entry["latent_shape"] = [n, n, ch]
+        per_dtype[dt] = entry
+    out = {"dit_dg": per_dtype}
+    if "float32" in per_dtype and "bfloat16" in per_dtype:
+        out["bfloat16_speedup"] = {
+            k: per_dtype["bfloat16"][k]["images_per_second"]
+            / per_dtype["float32"][k]["images_per_second"]
+            for k in ("dit_forward", "sampling_plain", "sampling_dg", "vae_decode")}
+    return out
 
 
 if __name__ == "__main__":

@@ -40,6 +40,24 @@ def test_benchmark_smoke_float32_and_bfloat16(tmp_path):
     assert result["inception_features"]["images_per_second"] > 0
 
 
+@pytest.mark.slow
+def test_benchmark_dit_g_plus_plus_smoke(tmp_path):
+    """The DiT-G++ config's branch: DiT forward, DiT-G++ sampling with and without DG and the VAE
+    decode, with random weights of the config's architectures."""
+    out = subprocess.run(
+        [sys.executable, "-m", "launch.benchmark", "--config=configs/imagenet256_dit_dg.py:smoke",
+         f"--workdir={tmp_path}", "--repeats=1", "--dtypes=float32"],
+        cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+        timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    entry = result["dit_dg"]["float32"]
+    for key in ("dit_forward", "sampling_plain", "sampling_dg", "vae_decode"):
+        assert entry[key]["images_per_second"] > 0 and entry[key]["batch_size"] == 16, key
+    assert entry["sampling_dg"]["steps"] == 4 and entry["latent_shape"] == [8, 8, 4]
+    assert entry["dg_overhead"] > 0
+
+
 def test_benchmark_rejects_unknown_dtype(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "launch.benchmark", "--config=configs/cifar10_edm_dg.py:smoke",

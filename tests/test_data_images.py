@@ -89,6 +89,46 @@ def test_folder_with_class_subfolders(tmp_path):
         load_images("folder", path=str(tmp_path / "absent"), resolution=4, channels=3)
 
 
+def test_center_crop_arr_closed_forms():
+    pytest.importorskip("PIL.Image")
+    from dg_jax.eval.reference import center_crop_arr
+
+    x = _u8(5, (32, 32, 3))
+    # short side 2 x the size: one BOX halving (the 2x2 mean), then a same-size resize
+    blocks = x.reshape(16, 2, 16, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    got = center_crop_arr(x, 16)
+    assert got.shape == (16, 16, 3) and got.dtype == np.uint8
+    assert np.abs(got.astype(np.float64) - blocks).max() <= 1.0
+    # 24 x 40 (H x W): no halving, the short side resized to 16 (W 27), the centre 16 columns
+    wide = np.zeros((24, 40, 3), np.uint8)
+    wide[:, 20:] = 255  # left half black, right half white
+    crop = center_crop_arr(wide, 16)
+    assert crop.shape == (16, 16, 3)
+    assert crop[:, :5].max() < 30 and crop[:, -5:].min() > 225  # the edge stays in the middle
+    assert np.array_equal(center_crop_arr(np.full((50, 70, 3), 77, np.uint8), 16),
+                          np.full((16, 16, 3), 77, np.uint8))
+
+
+def test_folder_of_many_sizes_needs_center_crop(tmp_path):
+    image_mod = pytest.importorskip("PIL.Image")
+    for k, (cls, shape) in enumerate((("a", (40, 24, 3)), ("a", (16, 16, 3)),
+                                      ("b", (70, 50, 3)))):
+        (tmp_path / cls).mkdir(exist_ok=True)
+        image_mod.fromarray(_u8(k, shape)).save(tmp_path / cls / f"{k}.png")
+    with pytest.raises(ConfigError, match="center_crop=True"):
+        load_images("folder", path=str(tmp_path), resolution=16, channels=3)
+    x, labels = load_images("folder", path=str(tmp_path), resolution=16, channels=3,
+                            center_crop=True)
+    assert x.shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(labels, [0, 0, 1])
+    np.testing.assert_array_equal(x[1], shards.to_float(_u8(1, (16, 16, 3))))  # already 16x16
+    d = ml_collections.ConfigDict(dict(source="folder", path=str(tmp_path), resolution=16,
+                                       channels=3, center_crop=True))
+    np.testing.assert_array_equal(load_from_config(d)[0], x)
+    with pytest.raises(ConfigError, match=r"data\.center_crop=True applies to"):
+        load_images("digits", resolution=8, channels=1, center_crop=True)
+
+
 @pytest.mark.parametrize("resolution", [8, 16])
 def test_digits(resolution):
     images, labels = load_images("digits", resolution=resolution, channels=1)
@@ -287,6 +327,20 @@ def test_fashion_mnist_on_a_fake_folder(tmp_path, gz):
     d = ml_collections.ConfigDict(dict(source="fashion_mnist", path=str(tmp_path), split="test",
                                        resolution=28, channels=1, num_classes=10))
     np.testing.assert_array_equal(load_from_config(d)[1], written["test"][1])
+
+
+def test_fashion_mnist_folder_prefers_debian_then_an_export(tmp_path, monkeypatch):
+    from dg_jax.data.images import fashion_mnist_folder
+
+    exported = tmp_path / "export"
+    _fake_fashion(exported)
+    monkeypatch.setattr(images, "FASHION_MNIST_DIR", str(tmp_path / "no_debian"))
+    assert fashion_mnist_folder(exported) == str(exported)  # complete: nothing re-exported
+    debian = tmp_path / "debian"
+    _fake_fashion(debian)
+    monkeypatch.setattr(images, "FASHION_MNIST_DIR", str(debian))
+    assert fashion_mnist_folder(tmp_path / "unused") == str(debian)
+    assert not (tmp_path / "unused").exists()
 
 
 def test_fashion_mnist_balanced_subsets(tmp_path):

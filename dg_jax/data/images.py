@@ -31,6 +31,11 @@ Sources (the config field `data.source`; `field` is the config section errors na
   synthetic  512 random smooth blobs, labels 0: the offline stand-in of smoke variants
 `random` and `synthetic` draw from `rng`, a numpy Generator the caller owns.
 
+`center_crop` (the config field `data.center_crop`; sources folder and tfds) brings images of
+any size to `resolution` x `resolution` as guided-diffusion's `center_crop_arr` does (ADM's, DiT's
+and DG_imagenet's ImageNet preprocessing; needs Pillow): BOX-halve while the short side is at
+least twice the resolution, BICUBIC-resize the short side to it, crop the centre.
+
 `subset_size` > 0 (the config field `data.subset_size`; 0 = every image) keeps a fixed
 class-balanced subset of any source: subset_size / K images of each of the K labels present
 (subset_size must be a multiple of K), drawn without replacement by `rng` (pass one of
@@ -67,6 +72,7 @@ SOURCES = ("digits", "npz", "folder", "tfds", "cifar10", "fashion_mnist", "rando
 PATH_SOURCES = {"npz": "a dataset .npz", "folder": "a folder of PNG / JPEG images",
                 "tfds": "the TFDS dataset name",
                 "cifar10": "cifar-10-batches-py/ or an .npz with 'images'"}
+CROP_SOURCES = ("folder", "tfds")  # data.center_crop: images of many sizes
 RANDOM_SIZE = 256
 SYNTHETIC_SIZE = 512
 CIFAR10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -91,6 +97,7 @@ class _Request:
     data_dir: Optional[str]
     rng: Optional[np.random.Generator]
     field: str
+    center_crop: bool = False
 
     def name(self, key: str) -> str:
         return f"{self.field}.{key}"
@@ -105,18 +112,23 @@ class _Request:
 def load_images(source: str, *, path: str = "", resolution: int, channels: int,
                 split: str = "train", num_classes: int = 0, manual_dir: Optional[str] = None,
                 data_dir: Optional[str] = None, rng: Optional[np.random.Generator] = None,
-                subset_size: int = 0, field: str = "data", sources: Sequence[str] = SOURCES
-                ) -> tuple[np.ndarray, np.ndarray]:
+                subset_size: int = 0, field: str = "data", sources: Sequence[str] = SOURCES,
+                center_crop: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(images float32 (N, resolution, resolution, channels) in [-1, 1], labels int32 (N,)) of
     `source` (see the module docstring); `sources` are those the caller accepts; `subset_size`
-    > 0 keeps a class-balanced subset drawn by `rng`."""
+    > 0 keeps a class-balanced subset drawn by `rng`; `center_crop` (sources 'folder' and
+    'tfds') brings images of any size to `resolution` by guided-diffusion's `center_crop_arr`."""
     if source not in sources:
         raise ConfigError(f"unknown {field}.source {source!r}; choose one of {list(sources)}")
+    if center_crop and source not in CROP_SOURCES:
+        raise ConfigError(f"{field}.center_crop=True applies to {field}.source in "
+                          f"{list(CROP_SOURCES)}, not {source!r}; set it False")
     if source in PATH_SOURCES and not path:
         raise ConfigError(f"{field}.source={source!r} reads {PATH_SOURCES[source]}: set "
                           f"{field}.path")
     request = _Request(source, str(path), int(resolution), int(channels), split,
-                       int(num_classes), manual_dir or None, data_dir or None, rng, field)
+                       int(num_classes), manual_dir or None, data_dir or None, rng, field,
+                       bool(center_crop))
     subset_size = _check_subset_size(subset_size, rng, field)
     images, labels = _READERS[source](request)
     if subset_size:
@@ -140,14 +152,14 @@ def load_from_config(d: Any, *, rng: Optional[np.random.Generator] = None,
                      sources: Sequence[str] = SOURCES, field: str = "data"
                      ) -> tuple[np.ndarray, np.ndarray]:
     """`load_images` with the fields of the config section `d`: source, resolution, channels,
-    and where present path, num_classes, split, manual_dir, data_dir, subset_size."""
+    and where present path, num_classes, split, manual_dir, data_dir, subset_size, center_crop."""
     opt = lambda key, default: getattr(d, key, default)  # noqa: E731
     return load_images(d.source, path=opt("path", "") or "", resolution=d.resolution,
                        channels=d.channels, split=opt("split", "train") or "train",
                        num_classes=opt("num_classes", 0) or 0,
                        manual_dir=opt("manual_dir", None), data_dir=opt("data_dir", None),
                        rng=rng, subset_size=opt("subset_size", 0) or 0, field=field,
-                       sources=sources)
+                       sources=sources, center_crop=bool(opt("center_crop", False)))
 
 
 def _check_subset_size(subset_size: Any, rng: Any, field: str) -> int:
@@ -211,7 +223,8 @@ def _reference_errors(r: _Request):
 def _read_folder(r: _Request):
     with _reference_errors(r):
         files = reference.list_image_files(r.path)
-        images = reference.load_image_folder(r.path)
+        images = reference.load_image_folder(r.path,
+                                             center_crop=r.resolution if r.center_crop else 0)
     if r.channels == 1:
         images = images[..., :1]
     parts = [f.relative_to(r.path).parts for f in files]
@@ -223,7 +236,8 @@ def _read_folder(r: _Request):
 def _read_tfds(r: _Request):
     # tensorflow_datasets is imported lazily, inside reference.iter_tfds_images: it needs
     # TensorFlow, the optional extra [tf], which the other sources (and most installs) lack.
-    kwargs = dict(split=r.split, data_dir=r.data_dir, manual_dir=r.manual_dir)
+    kwargs = dict(split=r.split, data_dir=r.data_dir, manual_dir=r.manual_dir,
+                  center_crop=r.resolution if r.center_crop else 0)
     with _reference_errors(r):
         if r.num_classes:
             pairs = list(reference.iter_tfds_images(r.path, label_key="label", **kwargs))
@@ -248,6 +262,37 @@ def _read_cifar10(r: _Request):
                       .transpose(0, 2, 3, 1))
         labels.append(np.asarray(batch[b"labels"], np.int32))
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _has_fashion_files(folder: pathlib.Path) -> bool:
+    return all(any((folder / n).is_file() for n in (stem + ".gz", stem))
+               for pair in FASHION_MNIST_FILES.values() for stem in pair)
+
+
+def fashion_mnist_folder(export_dir: str | pathlib.Path) -> str:
+    """A folder with Fashion-MNIST's four IDX files for `data.path`: Debian's
+    dataset-fashion-mnist folder when it is installed, else `export_dir` holding TFDS's
+    `fashion_mnist` written as IDX files (once; TFDS downloads it where it can, e.g. on Colab;
+    needs tensorflow-datasets and TensorFlow)."""
+    if _has_fashion_files(pathlib.Path(FASHION_MNIST_DIR)):
+        return FASHION_MNIST_DIR
+    out = pathlib.Path(export_dir)
+    if _has_fashion_files(out):
+        return str(out)
+    try:
+        import tensorflow_datasets as tfds  # noqa: PLC0415  (optional: only without Debian's)
+    except ImportError:
+        raise ConfigError(f"Fashion-MNIST is not in {FASHION_MNIST_DIR} and tensorflow-datasets "
+                          f"cannot be imported: `apt-get install -y {FASHION_MNIST_PACKAGE}`, "
+                          "or pip install tensorflow tensorflow-datasets") from None
+    from dg_jax.data.idx import write_idx  # noqa: PLC0415  (only when exporting)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for split, (images_stem, labels_stem) in FASHION_MNIST_FILES.items():
+        data = tfds.as_numpy(tfds.load("fashion_mnist", split=split, batch_size=-1))
+        write_idx(out / f"{labels_stem}.gz", np.asarray(data["label"], np.uint8))
+        write_idx(out / f"{images_stem}.gz", np.asarray(data["image"], np.uint8)[..., 0])
+    return str(out)
 
 
 def _read_fashion_mnist(r: _Request):

@@ -64,9 +64,26 @@ def list_image_files(folder: str | os.PathLike) -> list[pathlib.Path]:
     return files
 
 
-def iter_image_folder(folder: str | os.PathLike, batch_size: int = 250
+def center_crop_arr(image, size: int) -> np.ndarray:
+    """guided-diffusion's `center_crop_arr` (ADM's, DiT's and DG_imagenet's ImageNet
+    preprocessing): halve with a BOX filter while the short side is >= 2 * size, resize the short
+    side to `size` (BICUBIC), crop the centre size x size. `image`: a PIL image or a uint8 HWC
+    array; returns uint8 (size, size, C)."""
+    image_mod = _require_pil()
+    im = image if isinstance(image, image_mod.Image) else image_mod.fromarray(np.asarray(image))
+    while min(*im.size) >= 2 * size:
+        im = im.resize(tuple(x // 2 for x in im.size), resample=image_mod.BOX)
+    scale = size / min(*im.size)
+    im = im.resize(tuple(round(x * scale) for x in im.size), resample=image_mod.BICUBIC)
+    arr = np.asarray(im)
+    top, left = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+    return arr[top:top + size, left:left + size]
+
+
+def iter_image_folder(folder: str | os.PathLike, batch_size: int = 250, center_crop: int = 0
                       ) -> Iterator[np.ndarray]:
-    """Yields uint8 NHWC RGB batches of the folder's images (all must share one size)."""
+    """Yields uint8 NHWC RGB batches of the folder's images: all of one size, or with
+    `center_crop` = S each `center_crop_arr`-ed to S x S."""
     image_mod = _require_pil()
     files = list_image_files(folder)
     size = None
@@ -74,27 +91,33 @@ def iter_image_folder(folder: str | os.PathLike, batch_size: int = 250
         batch = []
         for f in files[start:start + batch_size]:
             with image_mod.open(f) as im:
-                arr = np.asarray(im.convert("RGB"), np.uint8)
+                rgb = im.convert("RGB")
+                arr = (center_crop_arr(rgb, center_crop) if center_crop
+                       else np.asarray(rgb, np.uint8))
             if size is None:
                 size = arr.shape
             elif arr.shape != size:
                 raise ReferenceDataError(f"{f}: image of shape {arr.shape}, the folder's first "
-                                         f"image is {size}; resize the dataset first")
+                                         f"image is {size}; resize the dataset first (or "
+                                         "center-crop it: data.center_crop=True)")
             batch.append(arr)
         yield np.stack(batch)
 
 
-def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
-    """All images of a folder as one uint8 (N, H, W, 3) array."""
-    return np.concatenate(list(iter_image_folder(folder)))
+def load_image_folder(folder: str | os.PathLike, center_crop: int = 0) -> np.ndarray:
+    """All images of a folder as one uint8 (N, H, W, 3) array (`center_crop` as in
+    `iter_image_folder`)."""
+    return np.concatenate(list(iter_image_folder(folder, center_crop=center_crop)))
 
 
 def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = None,
                      manual_dir: str | None = None, download: bool = False,
                      batch_size: int = 250, image_key: str = "image",
-                     label_key: str | None = None) -> Iterator[np.ndarray]:
+                     label_key: str | None = None, center_crop: int = 0
+                     ) -> Iterator[np.ndarray]:
     """Yields uint8 NHWC batches of a TFDS dataset's `image_key` feature (with `label_key`,
-    (images, int32 labels) pairs).
+    (images, int32 labels) pairs); `center_crop` = S: each image `center_crop_arr`-ed to S x S
+    (for datasets of many sizes, e.g. imagenet2012).
 
     `data_dir` is TFDS's prepared-data folder; `manual_dir` holds manually downloaded archives
     (TFDS's DownloadConfig.manual_dir) from which the dataset is prepared offline. Nothing is
@@ -116,7 +139,10 @@ def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = Non
             "download_config": tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))}
     ds = tfds.load(name, split=split, data_dir=data_dir,
                    download=download or manual_dir is not None, **kwargs)
-    if label_key is None:
+    if center_crop:  # images of many sizes: cropped one by one, then batched here
+        yield from _cropped_batches(tfds.as_numpy(ds), image_key, label_key, center_crop,
+                                    batch_size)
+    elif label_key is None:
         ds = ds.map(lambda ex: ex[image_key]).batch(batch_size)
         for batch in tfds.as_numpy(ds):
             yield np.asarray(batch, np.uint8)
@@ -124,6 +150,22 @@ def iter_tfds_images(name: str, split: str = "train", data_dir: str | None = Non
         ds = ds.map(lambda ex: (ex[image_key], ex[label_key])).batch(batch_size)
         for images, labels in tfds.as_numpy(ds):
             yield np.asarray(images, np.uint8), np.asarray(labels, np.int32)
+
+
+def _cropped_batches(examples, image_key: str, label_key: str | None, size: int,
+                     batch_size: int):
+    images, labels = [], []
+    for ex in examples:
+        images.append(center_crop_arr(np.asarray(ex[image_key], np.uint8), size))
+        if label_key is not None:
+            labels.append(int(ex[label_key]))
+        if len(images) == batch_size:
+            yield (np.stack(images) if label_key is None
+                   else (np.stack(images), np.asarray(labels, np.int32)))
+            images, labels = [], []
+    if images:
+        yield (np.stack(images) if label_key is None
+               else (np.stack(images), np.asarray(labels, np.int32)))
 
 
 def to_rgb(images: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ PIPELINES = {
     "diffusion_gan": "dg_jax.experiments.diffusion_gan.pipeline:run",
     "dg_images": "dg_jax.experiments.dg_images.pipeline:run",
     "guidance_train": "dg_jax.experiments.guidance.pipeline:run",
+    "dit_dg": "dg_jax.experiments.dit_dg.pipeline:run",
 }
 
 

@@ -73,6 +73,14 @@ ACTIVATIONS = {"silu": nn.silu, "swish": nn.silu, "relu": nn.relu,
                "gelu": functools.partial(nn.gelu, approximate=False), "mish": _mish}
 DOWN_BLOCK_TYPES = ("DownEncoderBlock2D",)
 UP_BLOCK_TYPES = ("UpDecoderBlock2D",)
+# The Stable Diffusion VAE's architecture (the config.json of stabilityai/sd-vae-ft-ema and
+# -mse, DiT's and DG_imagenet's VAE): for building it with random weights (benchmarks).
+SD_VAE_CONFIG = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+    "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32,
+    "act_fn": "silu", "sample_size": 256, "scaling_factor": 0.18215,
+    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
 
 
 class ResnetBlock2D(nn.Module):

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import jax
+
 from dg_jax.diffusion.iddpm import DiscreteDiffusion
+from dg_jax.guidance.discriminator import LOGIT_CLIP_P, latent_dg_cond_fn
 from dg_jax.guidance.dit_cfg import DIT_GUIDED_CHANNELS, dit_cfg_model_fn, two_stage_scale
+from dg_jax.models.sd_vae import decode_latents
 from dg_jax.samplers.ddpm import ddpm_sample
 
 
@@ -46,3 +50,32 @@ def dit_gpp_sample(diffusion: DiscreteDiffusion, dit_fn: Callable, latents, y, *
     return ddpm_sample(diffusion, model_fn, latents, y=y, rng=rng, step_noise=step_noise,
                        clip_denoised=clip_denoised, cond_fn=cond_fn, channel_axis=channel_axis,
                        return_trajectory=return_trajectory)
+
+
+def make_dit_gpp_sampler(diffusion: DiscreteDiffusion, dit, *, vae=None,
+                         logit_fn: Optional[Callable] = None, dg_scale: float = 0.0,
+                         time_min: int = 0, LT_cfg: float = 1.0, ST_cfg: float = 1.0,
+                         branch_time: float = 0.0,
+                         guided_channels: Optional[int] = DIT_GUIDED_CHANNELS,
+                         d_clip=(LOGIT_CLIP_P, 1.0 - LOGIT_CLIP_P)) -> Callable:
+    """jit(dit_vars, vae_vars, disc_params, latents, labels, noise_key) -> DiT-G++ samples.
+
+    `dit` is a `DiT` module (its null label is `dit.num_classes`); with `vae` (an
+    `AutoencoderKL`) the latents are decoded to images, else returned (vae_vars unused, pass
+    None). DG when `logit_fn(disc_params, x, tau, y)` is given and dg_scale > 0
+    (`latent_dg_cond_fn`, while t > time_min), else CFG alone (disc_params unused). Every
+    parameter tree is an argument, so none is baked into the compiled program."""
+    use_dg = logit_fn is not None and dg_scale > 0
+
+    def run(dit_vars, vae_vars, disc_params, latents, labels, noise_key):
+        cond_fn = None
+        if use_dg:
+            cond_fn = latent_dg_cond_fn(lambda x, tau, y: logit_fn(disc_params, x, tau, y),
+                                        dg_scale, int(time_min), d_clip=d_clip)
+        z = dit_gpp_sample(diffusion, lambda x, t, y: dit.apply(dit_vars, x, t, y), latents,
+                           labels, null_label=dit.num_classes, LT_cfg=LT_cfg, ST_cfg=ST_cfg,
+                           branch_time=branch_time, cond_fn=cond_fn, rng=noise_key,
+                           guided_channels=guided_channels)
+        return z if vae is None else decode_latents(vae, vae_vars, z)
+
+    return jax.jit(run)

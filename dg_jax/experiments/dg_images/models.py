@@ -1,8 +1,6 @@
 """Building the image DG pipeline's networks and data from its config (typed fields only)."""
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -12,8 +10,12 @@ from dg_jax import rng
 from dg_jax.convert.saved import load_weights
 from dg_jax.data.images import load_from_config
 from dg_jax.errors import ConfigError
+from dg_jax.experiments.kit.discriminators import (  # noqa: F401  (the pipeline's builders)
+    build_discriminator,
+    data_rng,
+    load_pretrained_discriminator,
+)
 from dg_jax.models.adm_flags import classifier_from_flags
-from dg_jax.models.dg_discriminator import Discriminator, discriminator_from_spec
 from dg_jax.models.edm_precond import edm_precond_from_kwargs, init_precond_params, with_compute
 
 DATA_SOURCES = ("digits", "npz", "folder", "tfds", "cifar10", "fashion_mnist", "random")
@@ -27,7 +29,7 @@ def load_real(config):
     (`dg_jax.data.images`; data.subset_size draws its class-balanced subset from
     rng.numpy(seed, 'data', 'subset'); the 'random' smoke source draws from a fixed
     generator)."""
-    return load_from_config(config.data, rng=_data_rng(config), sources=DATA_SOURCES)
+    return load_from_config(config.data, rng=data_rng(config), sources=DATA_SOURCES)
 
 
 def load_reference(config):
@@ -38,10 +40,6 @@ def load_reference(config):
     return load_from_config(d, rng=np.random.default_rng(0), sources=DATA_SOURCES)
 
 
-def _data_rng(config):
-    if config.data.get("source") == "random":
-        return np.random.default_rng(0)
-    return rng.numpy(config.seed, "data", "subset")
 
 
 def build_dg_classifier(config):
@@ -98,48 +96,6 @@ def build_score_model(config):
 def trains_classifier(config) -> bool:
     c = config.disc
     return c.kind == "adm" and int(c.get("classifier_train", {}).get("num_steps", 0)) > 0
-
-
-def build_discriminator(config, compute_dtype: Optional[str] = None,
-                        classifier=None) -> Discriminator:
-    """The discriminator of config.disc (`dg_jax.models.dg_discriminator.discriminator_from_spec`),
-    on `classifier` = (module, params) when given (the classifier stage's), else DG's ADM
-    classifier read from disc.classifier, else random frozen weights; `compute_dtype` (default
-    disc.compute_dtype, else float32) overrides the ADM classifier's and head's compute dtype."""
-    c, d = config.disc, config.data
-    spec = c.to_dict()
-    if compute_dtype is not None:
-        spec["compute_dtype"] = compute_dtype
-    classifier, c_params = classifier if classifier is not None else (None, None)
-    if classifier is None and c.kind == "adm" and c.classifier:
-        conv = load_weights(c.classifier, "adm_classifier", field="disc.classifier",
-                            flags=c.classifier_flags.to_dict())
-        classifier, c_params = conv.model, conv.params
-    return discriminator_from_spec(spec, (d.resolution, d.resolution, d.channels), d.num_classes,
-                                   rng.key(config.seed, "init", "disc"),
-                                   rng.key(config.seed, "init", "disc_head"),
-                                   classifier=classifier, classifier_params=c_params)
-
-
-def load_pretrained_discriminator(config) -> Discriminator:
-    """DG's trained discriminator (disc.source='converted'): disc.checkpoint is a
-    `launch.convert --kind=dg_discriminator` folder, or DG's head `.pt` itself with
-    disc.classifier (DG's ADM classifier .pt) and disc.classifier_flags / disc.head_flags.
-    Nothing is trained; `trainable` is the head's parameters."""
-    c, d = config.disc, config.data
-    conv = load_weights(c.checkpoint, "dg_discriminator", field="disc.checkpoint",
-                        flags=c.classifier_flags.to_dict() or None,
-                        head_flags=c.head_flags.to_dict() or None,
-                        classifier=c.classifier or None)
-    disc, params = conv.model, conv.params
-    if disc.classifier.image_size != d.resolution:
-        raise ConfigError(f"disc.checkpoint {c.checkpoint}: the classifier expects "
-                          f"{disc.classifier.image_size}x{disc.classifier.image_size} images but "
-                          f"data.resolution is {d.resolution}")
-    if disc.head.num_classes is not None and not d.num_classes:
-        raise ConfigError(f"disc.checkpoint {c.checkpoint} holds a class-conditional head; it "
-                          "needs a class-conditional score model (data.num_classes > 0)")
-    return Discriminator.frozen_classifier(disc, params["classifier"], params["head"])
 
 
 def check_fake_matches(config, images: np.ndarray, labels) -> None:

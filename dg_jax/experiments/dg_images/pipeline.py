@@ -38,7 +38,7 @@ from dg_jax.errors import ConfigError, read_json
 from dg_jax.experiments.dg_images import models as M
 from dg_jax.experiments.dg_images.adm import build_adm_score, make_adm_sampler
 from dg_jax.experiments.dg_images.classifier import classifier_stage
-from dg_jax.experiments.dg_images.evaluate import (
+from dg_jax.experiments.kit.image_eval import (
     CURVE_FILE,
     FEATURES,
     SWEEP_DIR,

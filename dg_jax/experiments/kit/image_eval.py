@@ -1,4 +1,5 @@
-"""The evaluate stage of the image DG pipeline: metrics, results.json and the PNGs."""
+"""The evaluate stage of the image DG pipelines (dg_images, dit_dg): metrics of the sample sets
+without and with DG, results.json and the PNGs."""
 from __future__ import annotations
 
 import pathlib

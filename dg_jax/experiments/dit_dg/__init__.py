@@ -1,0 +1,1 @@
+"""DiT-G++: Discriminator Guidance on latent diffusion (DiT + the SD VAE)."""
