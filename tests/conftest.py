@@ -3,6 +3,8 @@ import os
 import pathlib
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# `pytest --nbmake tests notebooks` runs the notebooks at smoke size: their kernels inherit it
+os.environ.setdefault("DG_JAX_NOTEBOOK_SMOKE", "1")
 import chex  # noqa: E402
 
 chex.set_n_cpu_devices(8)
