@@ -23,8 +23,6 @@ curve that shows how far the baseline is from converged.
 """
 from __future__ import annotations
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -47,6 +45,7 @@ from dg_jax.experiments.kit.image_eval import (
     feature_backend,
     reference_features,
     sweep_dir,
+    validate_shards_and_eval,
 )
 from dg_jax.experiments.kit.sample_shards import latents_and_labels, write_sample_shards
 from dg_jax.experiments.kit.setup import Run, setup_run
@@ -179,22 +178,8 @@ def validate(config, mesh) -> None:
         if not c.learning_rate > 0:
             raise ConfigError(f"disc.learning_rate={c.learning_rate} must be positive")
         sections.append("generate")
-    for field in sections:
-        if config[field].shard_size % config[field].batch_size:
-            raise ConfigError(f"{field}.shard_size={config[field].shard_size} must be a multiple "
-                              f"of {field}.batch_size={config[field].batch_size}")
-    if e.num_samples > config.sample.num_samples:
-        raise ConfigError(f"eval.num_samples={e.num_samples} exceeds sample.num_samples="
-                          f"{config.sample.num_samples} (the samples written to evaluate)")
-    if e.features == "inception" and not e.inception_weights:
-        raise ConfigError("eval.features='inception' needs eval.inception_weights=PATH "
-                          "(pytorch-fid's pt_inception-2015-12-05 .pth, or its launch.convert "
-                          "folder)")
-    for field in ("eval.inception_weights", "eval.ref_stats", "cg.classifier"):
-        section, name = field.split(".")
-        path = config[section].get(name, "")
-        if path and not pathlib.Path(path).exists():
-            raise ConfigError(f"{field}={path} not found")
+    validate_shards_and_eval(config, sections,
+                             ("eval.inception_weights", "eval.ref_stats", "cg.classifier"))
 
 
 def needs_real_data(config) -> bool:

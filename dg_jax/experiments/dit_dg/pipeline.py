@@ -38,7 +38,7 @@ from dg_jax.experiments.kit.discriminators import (
     data_rng,
     load_pretrained_discriminator,
 )
-from dg_jax.experiments.kit.image_eval import FEATURES, evaluate
+from dg_jax.experiments.kit.image_eval import FEATURES, evaluate, validate_shards_and_eval
 from dg_jax.experiments.kit.sample_shards import latents_and_labels, write_sample_shards
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.metric_writers import Progress, log
@@ -125,25 +125,10 @@ def validate(config, mesh) -> None:
             raise ConfigError(f"disc.learning_rate={c.learning_rate} must be positive")
         sections.append("generate")
     check_divisible(config.sample.batch_size, mesh, "sample.batch_size")
-    for field in sections:
-        if config[field].shard_size % config[field].batch_size:
-            raise ConfigError(f"{field}.shard_size={config[field].shard_size} must be a multiple "
-                              f"of {field}.batch_size={config[field].batch_size}")
-    if e.num_samples > config.sample.num_samples:
-        raise ConfigError(f"eval.num_samples={e.num_samples} exceeds sample.num_samples="
-                          f"{config.sample.num_samples}")
     if e.path_samples:
         raise ConfigError("eval.path_samples must be 0 here (the log-ratio path plot is the "
                           "EDM / ADM pipelines')")
-    if e.features == "inception" and not e.inception_weights:
-        raise ConfigError("eval.features='inception' needs eval.inception_weights=PATH "
-                          "(pytorch-fid's pt_inception-2015-12-05 .pth, or its launch.convert "
-                          "folder)")
-    for field in ("eval.inception_weights", "eval.ref_stats"):
-        section, name = field.split(".")
-        path = config[section].get(name, "")
-        if path and not pathlib.Path(path).exists():
-            raise ConfigError(f"{field}={path} not found")
+    validate_shards_and_eval(config, sections)
 
 
 # ------------------------------------------------------------------------------------ networks

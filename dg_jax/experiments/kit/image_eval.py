@@ -96,6 +96,30 @@ def path_log_ratios(config, sampler_factory, precond, score_params, disc, disc_p
     return curves
 
 
+def validate_shards_and_eval(config, sections, paths=("eval.inception_weights",
+                                                      "eval.ref_stats")) -> None:
+    """The checks the image pipelines share: each of `sections` (sample, generate) has a
+    shard_size that is a multiple of its batch_size; eval.num_samples fits in the samples;
+    Inception features come with their weights; the files in `paths` exist."""
+    e = config.eval
+    for field in sections:
+        if config[field].shard_size % config[field].batch_size:
+            raise ConfigError(f"{field}.shard_size={config[field].shard_size} must be a multiple "
+                              f"of {field}.batch_size={config[field].batch_size}")
+    if e.num_samples > config.sample.num_samples:
+        raise ConfigError(f"eval.num_samples={e.num_samples} exceeds sample.num_samples="
+                          f"{config.sample.num_samples} (the samples written to evaluate)")
+    if e.features == "inception" and not e.inception_weights:
+        raise ConfigError("eval.features='inception' needs eval.inception_weights=PATH "
+                          "(pytorch-fid's pt_inception-2015-12-05 .pth, or its launch.convert "
+                          "folder)")
+    for field in paths:
+        section, name = field.split(".")
+        path = config[section].get(name, "")
+        if path and not pathlib.Path(path).exists():
+            raise ConfigError(f"{field}={path} not found")
+
+
 def reference_features(backend: FeatureBackend, images, batch_size: int) -> np.ndarray:
     """Features of the reference images (float in [-1, 1] or uint8)."""
     ref_u8 = images if images.dtype == np.uint8 else shards.to_uint8(images)
@@ -299,28 +323,27 @@ def _plots(workdir, sample_sets, results, config) -> None:
         fig.savefig(workdir / "fd_vs_dg_weight.png", dpi=100)
         plt.close(fig)
 
-    acc = results.get("disc_accuracy_by_time")
-    if acc:
+    def log_x_curve(name, x, y, xlabel, ylabel, hline=None):
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        ax.plot([r["tau"] for r in acc], [r["accuracy"] for r in acc], "o-")
-        ax.axhline(0.5, color="gray", lw=0.5)
+        ax.plot(x, y, "o-")
+        if hline is not None:
+            ax.axhline(hline, color="gray", lw=0.5)
         ax.set_xscale("log")
-        ax.set_xlabel("diffusion time tau (VP)")
-        ax.set_ylabel("discriminator accuracy")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         fig.tight_layout()
-        fig.savefig(workdir / "disc_accuracy.png", dpi=100)
+        fig.savefig(workdir / name, dpi=100)
         plt.close(fig)
 
+    acc = results.get("disc_accuracy_by_time")
+    if acc:
+        log_x_curve("disc_accuracy.png", [r["tau"] for r in acc], [r["accuracy"] for r in acc],
+                    "diffusion time tau (VP)", "discriminator accuracy", hline=0.5)
     curve = results.get("training_curve")
     if curve:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        ax.plot([r["step"] for r in curve], [r["fd"] for r in curve], "o-")
-        ax.set_xscale("log")
-        ax.set_xlabel("score-model training step")
-        ax.set_ylabel(f"unguided FD ({curve[0]['num_samples']} samples)")
-        fig.tight_layout()
-        fig.savefig(workdir / "training_curve.png", dpi=100)
-        plt.close(fig)
+        log_x_curve("training_curve.png", [r["step"] for r in curve], [r["fd"] for r in curve],
+                    "score-model training step",
+                    f"unguided FD ({curve[0]['num_samples']} samples)")
 
 
 def _grid(images, side):
