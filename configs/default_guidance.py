@@ -62,6 +62,17 @@ def get_default_config() -> ml_collections.ConfigDict:
                         cg_weights=[0.0, 1.0], cfg_weights=[0.0, 1.0], cg_base="unconditional",
                         cg_samplers=["ddpm"], scorer="digits", scorer_seed=1, scorer_steps=600,
                         scorer_cache="")
+    # stage 'cfg_dg': DG on top of CFG at cfg_weight (< 0: the sweep's lowest-FD CFG weight):
+    # num_fake CFG samples, DG's discriminator = the frozen noisy classifier + a trained
+    # class-conditional head (guided-diffusion classifier flags; image_size and in_channels
+    # come from the classifier's features), then CFG + DG at each of weights (DG's w)
+    config.cfg_dg = dict(
+        cfg_weight=-1.0, num_fake=1000, weights=[0.0, 1.0, 2.0], num_steps=500, batch_size=32,
+        learning_rate=1e-3, log_every=100, checkpoint_every=250,
+        head_flags=dict(classifier_use_fp16=False, classifier_width=64, classifier_depth=1,
+                        classifier_channel_mult="1", classifier_attention_resolutions="",
+                        classifier_use_scale_shift_norm=True, classifier_resblock_updown=True,
+                        classifier_pool="attention"))
     return config
 
 

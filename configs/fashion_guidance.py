@@ -34,24 +34,25 @@ VARIANTS = ("smoke",)
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()
-    config.stages = ("score", "classifier", "sweep")
+    config.stages = ("score", "classifier", "sweep", "cfg_dg")
     config.data.update(source="fashion_mnist", resolution=28, channels=1, num_classes=10,
                        holdout=0, subset_size=0)
     config.score.p_uncond = 0.2
     config.score.flags.update(num_channels=32, num_res_blocks=1, channel_mult="1,2,2",
                               attention_resolutions="", num_heads=1, class_cond=True)
-    config.score.train.update(num_steps=900, batch_size=64, learning_rate=1e-3,
-                              ema_decay=0.995, log_every=50, checkpoint_every=300)
+    config.score.train.update(num_steps=700, batch_size=32, learning_rate=1e-3,
+                              ema_decay=0.995, log_every=50, checkpoint_every=350)
     config.classifier.flags.update(classifier_width=32, classifier_depth=1,
                                    classifier_channel_mult="1,2,2",
                                    classifier_attention_resolutions="",
                                    classifier_resblock_updown=False, classifier_pool="adaptive")
-    config.classifier.train.update(num_steps=1000, batch_size=64, learning_rate=1e-3,
-                                   log_every=100, checkpoint_every=500)
-    config.sweep.update(respacing="25", num_samples=400, batch_size=200,
-                        cg_weights=[0.0, 1.0, 4.0, 10.0], cfg_weights=[0.0, 0.5, 2.0, 4.0],
+    config.classifier.train.update(num_steps=600, batch_size=32, learning_rate=1e-3,
+                                   log_every=100, checkpoint_every=300)
+    config.sweep.update(respacing="20", num_samples=200, batch_size=200,
+                        cg_weights=[0.0, 1.0, 3.0, 10.0], cfg_weights=[0.0, 0.5, 2.0, 5.0],
                         cg_samplers=["ddpm", "ddim"], scorer="fashion_mnist", scorer_seed=0,
                         scorer_steps=1200)  # the evaluation network of configs/fashion_dg.py
+    config.cfg_dg.update(num_fake=800, num_steps=400, batch_size=32, weights=[0.0, 1.0, 2.0])
     if arg.smoke:
         config.data.subset_size = 200
         for train in (config.score.train, config.classifier.train):
@@ -60,4 +61,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.classifier.flags.update(classifier_channel_mult="1,2")
         config.sweep.update(respacing="4", num_samples=32, batch_size=16, cg_weights=[0.0, 2.0],
                             cfg_weights=[0.0, 2.0], scorer_steps=20)
+        config.cfg_dg.update(num_fake=24, num_steps=4, batch_size=8, log_every=2,
+                             checkpoint_every=2, weights=[0.0, 2.0])
     return config

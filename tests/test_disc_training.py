@@ -1,4 +1,5 @@
 """Discriminator training: the loss's optimum, resume exactness, sharded == single-device."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,3 +112,36 @@ def test_non_finite_loss_stops_with_step_number(tmp_path):
         train_loop(state, nan_step, batch_fn, num_steps=12, mesh=mesh, checkpointer=ckpt,
                    checkpoint_every=4, log_every=4)
     assert ckpt.latest_step() == 4
+
+
+@pytest.mark.parametrize("respacing", ["", "5"])
+def test_discrete_diffuse_is_q_sample_at_the_model_timestep(respacing):
+    """discrete_diffuse draws t uniformly over the process's steps, returns q_sample(x0, t) and
+    tau = model timestep / 999 (what dg_cond_fn gives the discriminator at that step); with it
+    the loss diffuses by the discrete process instead of the VP one."""
+    from dg_jax.diffusion.iddpm import create_gaussian_diffusion, q_sample
+    from dg_jax.train.discriminator import discrete_diffuse
+
+    diffusion = create_gaussian_diffusion(steps=50, noise_schedule="cosine",
+                                          timestep_respacing=respacing)
+    x0 = jnp.linspace(-1.0, 1.0, 4000).reshape(1000, 4)
+    key = jax.random.PRNGKey(3)
+    x_t, tau = jax.jit(discrete_diffuse(diffusion))(x0, key)
+    k_t, k_noise = jax.random.split(key)
+    t = jax.random.randint(k_t, (1000,), 0, diffusion.num_timesteps)
+    chex.assert_trees_all_close(
+        x_t, q_sample(diffusion, x0, t, jax.random.normal(k_noise, x0.shape)), atol=1e-6)
+    model_t = np.asarray(diffusion.timestep_map)[np.asarray(t)]
+    chex.assert_trees_all_close(tau, (model_t / 999.0).astype(np.float32), rtol=1e-6)
+    assert len(np.unique(np.asarray(t))) == diffusion.num_timesteps  # every step is drawn
+
+    seen = {}
+
+    def logit(params, x, tau, labels=None):
+        seen["tau"] = tau
+        return jnp.zeros(x.shape[0])
+
+    loss, _ = discriminator_loss(None, logit, x0[:500], x0[500:], key,
+                                 diffuse=discrete_diffuse(diffusion))
+    chex.assert_trees_all_close(seen["tau"], tau, rtol=1e-6)
+    assert abs(float(loss) - np.log(2.0)) < 1e-6

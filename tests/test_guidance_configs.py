@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -161,3 +162,47 @@ def test_fashion_guidance_smoke_sweeps_cg_with_both_samplers(tmp_path):
     assert 0 < saved["scorer_test_accuracy"] <= 1
     assert (tmp_path / "guidance.png").stat().st_size > 10_000
     assert (tmp_path / "eval_classifier" / "classifier.json").is_file()
+    # DG on top of CFG at the sweep's lowest-FD weight; DG weight 0 is that CFG row again (the
+    # same latents, labels and noise)
+    dg = saved["cfg_dg"]
+    best = min(saved["cfg"], key=lambda r: r["fd"])
+    assert dg["cfg_weight"] == best["weight"]
+    assert [r["weight"] for r in dg["rows"]] == sorted(smoke.cfg_dg.weights)
+    assert dg["rows"][0]["weight"] == 0.0
+    np.testing.assert_allclose(dg["rows"][0]["fd"], best["fd"], rtol=1e-4)
+    assert dg["rows"][0]["accuracy"] == best["accuracy"]
+    assert dg["rows"][-1]["fd"] != dg["rows"][0]["fd"]  # DG moved the samples
+    assert [r["t"] for r in dg["disc_accuracy_by_t"]] == sorted({r["t"] for r in
+                                                                 dg["disc_accuracy_by_t"]})
+    assert (tmp_path / "cfg_dg.png").stat().st_size > 10_000
+    fake = np.load(tmp_path / "cfg_dg" / "fake.npz")
+    assert fake["images"].shape == (smoke.cfg_dg.num_fake, 28, 28, 1)
+    assert fake["images"].dtype == np.uint8
+    # a rerun reads the sweep and cfg_dg results back instead of sampling again
+    out = launch("fashion_guidance.py:smoke", tmp_path)
+    assert "[sweep] done earlier" in out and "[cfg_dg] done earlier" in out
+    assert json.loads((tmp_path / "results.json").read_text()) == saved
+
+
+def test_cfg_dg_discriminator_reads_the_classifier_at_the_model_timestep():
+    """The cfg_dg discriminator's feature network is the noisy classifier, called with DG's
+    tau = t / 999: its features at tau equal the classifier's at the integer model step t, and
+    the head is sized from those features (a contradicting head flag names the field)."""
+    from dg_jax.errors import ConfigError
+    from dg_jax.experiments.guidance import cfg_dg
+    from dg_jax.experiments.guidance import models as GM
+
+    config = fashion_guidance.get_config("smoke")
+    clf = GM.build_classifier(config.classifier.flags, config.data)
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 28, 28, 1))
+    t = jnp.array([0, 7, 19], jnp.int32)
+    params = clf.init(jax.random.PRNGKey(1), x[:1], t[:1])["params"]
+    disc = cfg_dg.build_discriminator(config, clf, params, (28, 28, 1))
+    want = clf.apply({"params": params}, x, t, feature=True)
+    got = disc.features(x, t.astype(jnp.float32) / cfg_dg.TIME_SCALE)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    logits = disc.logit(disc.trainable, x, t / 999.0, jnp.array([0, 3, 9]))
+    assert logits.shape == (3,)
+    config.cfg_dg.head_flags.in_channels = 7
+    with pytest.raises(ConfigError, match="cfg_dg.head_flags.in_channels"):
+        cfg_dg.build_discriminator(config, clf, params, (28, 28, 1))

@@ -201,14 +201,16 @@ class _Coder(nn.Module):
         return conv2d(self.out_channels, x.shape[-1], 3, dtype=self.dtype, name="conv_out")(x)
 
 
-class DownEncoderBlock2D(nn.Module):
-    """`resnets_<j>` (the first maps to `out_channels`), then `downsamplers_0` if `add_downsample`."""
+class CoderBlock2D(nn.Module):
+    """diffusers' DownEncoderBlock2D (resample='down') and UpDecoderBlock2D (resample='up'):
+    `resnets_<j>` (the first maps to `out_channels`), then `downsamplers_0` / `upsamplers_0`
+    (resample=None: none, the last block of each coder)."""
 
     out_channels: int
     num_layers: int
     groups: int
     act_fn: str = "silu"
-    add_downsample: bool = True
+    resample: Optional[str] = None
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -216,28 +218,12 @@ class DownEncoderBlock2D(nn.Module):
         for j in range(self.num_layers):
             x = ResnetBlock2D(self.out_channels, self.groups, self.act_fn, self.dtype,
                               name=f"resnets_{j}")(x)
-        if self.add_downsample:
+        if self.resample == "down":
             x = Downsample2D(self.dtype, name="downsamplers_0")(x)
-        return x
-
-
-class UpDecoderBlock2D(nn.Module):
-    """`resnets_<j>` (the first maps to `out_channels`), then `upsamplers_0` if `add_upsample`."""
-
-    out_channels: int
-    num_layers: int
-    groups: int
-    act_fn: str = "silu"
-    add_upsample: bool = True
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x):
-        for j in range(self.num_layers):
-            x = ResnetBlock2D(self.out_channels, self.groups, self.act_fn, self.dtype,
-                              name=f"resnets_{j}")(x)
-        if self.add_upsample:
+        elif self.resample == "up":
             x = Upsample2D(self.dtype, name="upsamplers_0")(x)
+        elif self.resample is not None:
+            raise ValueError(f"CoderBlock2D.resample={self.resample!r}: 'down', 'up' or None")
         return x
 
 
@@ -249,9 +235,9 @@ class Encoder(_Coder):
         chans = self.block_out_channels
         x = conv2d(chans[0], x.shape[-1], 3, dtype=self.dtype, name="conv_in")(x)
         for i, ch in enumerate(chans):
-            x = DownEncoderBlock2D(ch, self.layers_per_block, self.groups, self.act_fn,
-                                   add_downsample=i < len(chans) - 1, dtype=self.dtype,
-                                   name=f"down_blocks_{i}")(x)
+            x = CoderBlock2D(ch, self.layers_per_block, self.groups, self.act_fn,
+                             resample="down" if i < len(chans) - 1 else None, dtype=self.dtype,
+                             name=f"down_blocks_{i}")(x)
         return self.head(self.mid_block(x))
 
 
@@ -264,9 +250,9 @@ class Decoder(_Coder):
         x = conv2d(chans[0], z.shape[-1], 3, dtype=self.dtype, name="conv_in")(z)
         x = self.mid_block(x)
         for i, ch in enumerate(chans):
-            x = UpDecoderBlock2D(ch, self.layers_per_block + 1, self.groups, self.act_fn,
-                                 add_upsample=i < len(chans) - 1, dtype=self.dtype,
-                                 name=f"up_blocks_{i}")(x)
+            x = CoderBlock2D(ch, self.layers_per_block + 1, self.groups, self.act_fn,
+                             resample="up" if i < len(chans) - 1 else None, dtype=self.dtype,
+                             name=f"up_blocks_{i}")(x)
         return self.head(x)
 
 

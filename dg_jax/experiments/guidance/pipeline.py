@@ -12,8 +12,12 @@ Stages (config.stages):
               importance sampling and with L_simple; VLB (bits/dim) of held-out images;
   sweep       guidance-weight sweeps for CG (DDPM mean shift and/or DDIM eps shift) and CFG,
               scored by an independent classifier (accuracy, FD, precision, recall;
-              dg_jax.experiments.guidance.sweep).
-Writes DIR/results.json (whatever the stages produced) and, for the sweep, DIR/guidance.png.
+              dg_jax.experiments.guidance.sweep); kept in DIR/sweep.json;
+  cfg_dg      DG on top of CFG at the sweep's best weight: generated samples, DG's
+              discriminator on the frozen noisy classifier, CFG + DG at cfg_dg.weights
+              (dg_jax.experiments.guidance.cfg_dg); checkpoints/cfg_dg, cfg_dg/fake.npz.
+Writes DIR/results.json (whatever the stages produced), DIR/guidance.png for the sweep and
+DIR/cfg_dg.png for cfg_dg.
 """
 from __future__ import annotations
 
@@ -24,9 +28,11 @@ import numpy as np
 
 from dg_jax.checkpoint import write_json
 from dg_jax.diffusion.iddpm_losses import calc_bpd_loop
-from dg_jax.errors import check_finite
+from dg_jax.errors import check_finite, read_json
 from dg_jax.experiments.guidance import models as GM
-from dg_jax.experiments.guidance.sweep import SAMPLERS, SCORERS, sweep_stage
+from dg_jax.experiments.guidance.cfg_dg import RESULTS as CFG_DG_RESULTS
+from dg_jax.experiments.guidance.cfg_dg import cfg_dg_stage
+from dg_jax.experiments.guidance.sweep import SAMPLERS, SCORERS, scorer, sweep_stage
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.metric_writers import log
 from dg_jax.models.edm_precond import edm_precond_from_kwargs
@@ -43,12 +49,14 @@ from dg_jax.train.state import TrainState, make_optimizer
 from dg_jax.validate import check_choice, check_positive
 from dg_jax.workdir import Stage
 
-STAGES = ("score", "classifier", "vlb", "sweep")
+STAGES = ("score", "classifier", "vlb", "sweep", "cfg_dg")
+SWEEP_RESULTS = "sweep.json"
 FAMILIES = ("iddpm", "edm")
 RESUME_SAFE_FIELDS = ("stages", "tensorboard", "score.train.log_every",
                       "score.train.checkpoint_every", "classifier.train.log_every",
                       "classifier.train.checkpoint_every", "vlb.train.log_every",
-                      "vlb.train.checkpoint_every")
+                      "vlb.train.checkpoint_every", "cfg_dg.log_every",
+                      "cfg_dg.checkpoint_every")
 WORKDIR_STAGES = (
     Stage("score", fields=("seed", "data", "score"), trains="score.train.num_steps",
           outputs=("checkpoints/score", "score")),
@@ -58,7 +66,9 @@ WORKDIR_STAGES = (
           outputs=("checkpoints/vlb_hybrid_is", "checkpoints/vlb_simple", "vlb_hybrid_is",
                    "vlb_simple")),
     Stage("sweep", fields=("seed", "data", "sweep"), after=("score", "classifier"),
-          outputs=("guidance.png",)),
+          outputs=("guidance.png", SWEEP_RESULTS)),
+    Stage("cfg_dg", fields=("seed", "data", "sweep", "cfg_dg"), after=("sweep",),
+          trains="cfg_dg.num_steps", outputs=("checkpoints/cfg_dg", "cfg_dg", "cfg_dg.png")),
 )
 
 
@@ -92,6 +102,20 @@ def validate(config, mesh) -> None:
         check_choice(config.sweep.get("scorer", "digits"), SCORERS, "sweep.scorer")
         for sampler in config.sweep.get("cg_samplers", []):
             check_choice(sampler, SAMPLERS, "sweep.cg_samplers")
+    if "cfg_dg" in config.stages:
+        if "sweep" not in config.stages:
+            raise ValueError("the 'cfg_dg' stage samples from the sweep's latents with its "
+                             "scorer: add 'sweep' to stages")
+        c = config.cfg_dg
+        check_positive(config, ("cfg_dg.num_fake", "cfg_dg.num_steps", "cfg_dg.batch_size",
+                                "cfg_dg.log_every", "cfg_dg.checkpoint_every"))
+        check_divisible(c.batch_size, mesh, "cfg_dg.batch_size")
+        if not c.learning_rate > 0:
+            raise ValueError(f"cfg_dg.learning_rate={c.learning_rate} must be positive")
+        if any(float(w) < 0 for w in c.weights) or not len(c.weights):
+            raise ValueError(f"cfg_dg.weights={list(c.weights)} must be a non-empty list of "
+                             "DG weights >= 0")
+    if "sweep" in config.stages:
         if config.sweep.num_samples % config.sweep.batch_size:
             raise ValueError(f"sweep.num_samples={config.sweep.num_samples} is not a multiple "
                              f"of sweep.batch_size={config.sweep.batch_size}")
@@ -261,11 +285,29 @@ def run(config: ml_collections.ConfigDict, workdir: str, source: str = "") -> di
         results["vlb_bits_per_dim"] = vlb_stage(r, train_images, heldout)
         wd.finish("vlb")
     if "sweep" in config.stages:
-        wd.start("sweep")
-        results.update(sweep_stage(r, unet,
-                                   jax.device_get(score_state.ema_params), clf,
-                                   jax.device_get(clf_params), images))
-        wd.finish("sweep")
+        params, clf_params = jax.device_get(score_state.ema_params), jax.device_get(clf_params)
+        backend, real_feats, scorer_info = scorer(r)
+        results.update(scorer_info)
+        sweep_path = workdir / SWEEP_RESULTS
+        if wd.is_done("sweep") and sweep_path.exists():
+            sweep = read_json(sweep_path, "the sweep's results")
+            log(f"[sweep] done earlier with these fields: {sweep_path}")
+        else:
+            wd.start("sweep")
+            sweep = sweep_stage(r, unet, params, clf, clf_params, images, backend, real_feats)
+            check_finite(sweep, "sweep")
+            write_json(sweep_path, sweep)
+            wd.finish("sweep")
+        results.update(sweep)
+        dg_path = workdir / CFG_DG_RESULTS
+        if "cfg_dg" in config.stages and wd.is_done("cfg_dg") and dg_path.exists():
+            results["cfg_dg"] = read_json(dg_path, "the cfg_dg stage's results")
+            log(f"[cfg_dg] done earlier with these fields: {dg_path}")
+        elif "cfg_dg" in config.stages:
+            with wd.stage("cfg_dg"):
+                results["cfg_dg"] = cfg_dg_stage(r, unet, params, clf, clf_params, diffusion,
+                                                 train_images, train_labels, backend,
+                                                 real_feats, sweep)
     check_finite(results, "results")
     write_json(workdir / "results.json", results)
     log(f"[done] wrote {workdir / 'results.json'}")

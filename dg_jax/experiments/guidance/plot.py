@@ -63,3 +63,37 @@ def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: i
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_cfg_dg(path: pathlib.Path, results: dict, grids: dict, num_classes: int) -> None:
+    """cfg_dg.png: FD, accuracy and precision / recall against DG's weight on top of CFG at
+    results['cfg_weight'], the discriminator's accuracy by t, and the first samples (two per
+    class) without and with DG (its largest weight) from the same latents."""
+    matplotlib.use("Agg")  # files only, no display
+
+    rows = results["rows"]
+    w = [r["weight"] for r in rows]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
+    axes[0, 0].plot(w, [r["fd"] for r in rows], "o-")
+    axes[0, 0].set(xlabel="DG weight", ylabel="Fréchet distance",
+                   title=f"FD, CFG w={results['cfg_weight']:g} + DG")
+    axes[0, 1].plot(w, [r["accuracy"] for r in rows], "o-", label="accuracy")
+    axes[0, 1].plot(w, [r["precision"] for r in rows], "s--", label="precision")
+    axes[0, 1].plot(w, [r["recall"] for r in rows], "^--", label="recall")
+    axes[0, 1].set(xlabel="DG weight", title="class accuracy, precision, recall (k = 3)")
+    axes[0, 1].legend()
+    by_t = results["disc_accuracy_by_t"]
+    axes[0, 2].plot([r["t"] for r in by_t], [r["accuracy"] for r in by_t], "o-")
+    axes[0, 2].axhline(0.5, color="gray", lw=0.8)
+    axes[0, 2].set(xlabel="diffusion step t", ylabel="accuracy",
+                   title="discriminator accuracy (training images)")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.axis("off")
+    for ax, wi in zip(axes[1], (min(w), max(w))):
+        ax.imshow(_tile(grids[("cfg_dg", wi)], num_classes), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"DG w={wi:g} (columns: class 0..{num_classes - 1})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

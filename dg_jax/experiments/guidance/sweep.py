@@ -27,7 +27,8 @@ from dg_jax.eval.fid import fid_from_features
 from dg_jax.eval.precision_recall import precision_recall
 from dg_jax.experiments.guidance import models as GM
 from dg_jax.guidance.cfg import cfg_model_fn, classifier_guidance_cond_fn, null_labels_like
-from dg_jax.metric_writers import log
+from dg_jax.guidance.discriminator import dg_cond_fn
+from dg_jax.metric_writers import Progress, log
 from dg_jax.parallel import data_sharding, gather, put_global
 from dg_jax.samplers.ddpm import ddim_sample, ddpm_sample
 
@@ -36,10 +37,11 @@ CG_BASES = ("unconditional", "conditional")
 
 
 def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
-                        sampler: str | None = None):
-    """jit(latents, labels, rng, weight) -> samples for method 'cg' or 'cfg' (weight traced, so
-    one compilation serves the whole sweep), with `sampler` 'ddpm' (CG: a mean shift) or 'ddim'
-    (CG: an eps shift); default sweep.sampler."""
+                        sampler: str | None = None, dg: dict | None = None):
+    """jit(latents, labels, rng, weight) -> samples for method 'cg', 'cfg' or 'cfg_dg' (weight
+    traced, so one compilation serves the whole sweep), with `sampler` 'ddpm' (CG / DG: a mean
+    shift) or 'ddim' (an eps shift); default sweep.sampler. 'cfg_dg' is CFG at
+    dg['cfg_weight'] plus DG's cond_fn of dg['logit'](x_t, tau, y) at `weight`."""
     sw, d = config.sweep, config.data
     sampler = sw.sampler if sampler is None else sampler
     if sampler not in SAMPLERS:
@@ -57,6 +59,10 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
         if method == "cfg":
             fn = cfg_model_fn(model_fn, weight, null, learned_variance=diffusion.learns_variance)
             cond_fn = None
+        elif method == "cfg_dg":
+            fn = cfg_model_fn(model_fn, dg["cfg_weight"], null,
+                              learned_variance=diffusion.learns_variance)
+            cond_fn = dg_cond_fn(dg["logit"], weight)
         elif method == "cg":
             if sw.cg_base == "unconditional":
                 fn = lambda x, t, y: model_fn(x, t, null_labels_like(y, null))  # noqa: E731
@@ -71,6 +77,51 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
         return ddim_sample(diffusion, fn, latents, y=labels, cond_fn=cond_fn)
 
     return jax.jit(run)
+
+
+def sample_set(run, sampler, weight: float, key, labels_all, image_shape, batch_size: int,
+               name: str) -> np.ndarray:
+    """uint8 samples of `sampler` at `weight`, one per label: batch i from latents
+    normal(fold_in(fold_in(key, i), 0)) and noise fold_in(fold_in(key, i), 1), the same at every
+    weight and on any number of devices."""
+    sharding = data_sharding(run.mesh)
+    n, b = len(labels_all), batch_size
+    progress = Progress(name, n) if n > 4 * b else None
+    chunks = []
+    for i in range(0, n, b):
+        k = jax.random.fold_in(key, i)
+        # every process draws the same global batch and places its own rows
+        latents = put_global(jax.random.normal(jax.random.fold_in(k, 0), (b,) + image_shape),
+                             sharding)
+        lab = np.zeros(b, np.int32)
+        lab[:min(b, n - i)] = labels_all[i:i + b]
+        x = sampler(latents, put_global(lab, sharding), jax.random.fold_in(k, 1),
+                    jnp.float32(weight))
+        chunks.append(gather(x))
+        if progress is not None:
+            progress.update(min(b, n - i))
+    return float_to_uint8(np.concatenate(chunks)[:n])
+
+
+def sweep_rows(run, sampler, weights, backend, real_feats, image_shape, key_name: str):
+    """[{"weight", "accuracy", "fd", "precision", "recall"}] over `weights` (ascending) from the
+    sweep's latents and balanced labels (stream 'sample/sweep', sweep.num_samples), and
+    {(key_name, weight): the first two samples per class}."""
+    sw, d = run.config.sweep, run.config.data
+    key = run.streams.key("sample", "sweep")
+    labels_all = np.arange(sw.num_samples, dtype=np.int32) % d.num_classes
+    rows, grids = [], {}
+    for w in sorted(float(x) for x in weights):
+        t1 = time.perf_counter()
+        samples = sample_set(run, sampler, w, key, labels_all, image_shape, sw.batch_size,
+                             f"{key_name} w={w:g}")
+        row = {"weight": w, **score_samples(backend, samples, labels_all, real_feats)}
+        rows.append(row)
+        grids[(key_name, w)] = samples[:2 * d.num_classes]
+        log(f"[sweep] {key_name} w={w:g}: accuracy={row['accuracy']:.4f} "
+            f"fd={row['fd']:.4f} precision={row['precision']:.4f} "
+            f"recall={row['recall']:.4f} ({time.perf_counter() - t1:.1f}s)")
+    return rows, grids
 
 
 def scorer_backend(config, workdir) -> tuple[FeatureBackend, np.ndarray]:
@@ -117,45 +168,31 @@ def sweep_methods(config) -> list[tuple[str, str, str]]:
     return cg + [("cfg", "cfg", sw.sampler)]
 
 
-def sweep_stage(run, unet, params, clf, clf_params, real_images) -> dict:
-    config, workdir, mesh = run.config, run.workdir, run.mesh
-    sw, d = config.sweep, config.data
+def scorer(run) -> tuple[FeatureBackend, np.ndarray, dict]:
+    """(scoring network, reference features, {"scorer_test_accuracy" or
+    "scorer_train_accuracy": its accuracy}) of sweep.scorer, with a log line."""
+    sw = run.config.sweep
     t0 = time.perf_counter()
-    backend, real_feats = scorer_backend(config, workdir)
-    scorer_acc = backend.info.get("test_accuracy", backend.info.get("train_accuracy"))
+    backend, real_feats = scorer_backend(run.config, run.workdir)
+    acc = backend.info.get("test_accuracy", backend.info.get("train_accuracy"))
     log(f"[sweep] scoring classifier ({backend.name}, seed {sw.scorer_seed}): accuracy "
-        f"{scorer_acc:.4f} ({time.perf_counter() - t0:.1f}s)")
-    sharding = data_sharding(mesh)
-    key = run.streams.key("sample", "sweep")
-    n, b = sw.num_samples, sw.batch_size
-    labels_all = np.arange(n, dtype=np.int32) % d.num_classes
-    results = {f"scorer_{'test' if 'test_accuracy' in backend.info else 'train'}_accuracy":
-               scorer_acc}
-    grids = {}
+        f"{acc:.4f} ({time.perf_counter() - t0:.1f}s)")
+    split = "test" if "test_accuracy" in backend.info else "train"
+    return backend, real_feats, {f"scorer_{split}_accuracy": acc}
+
+
+def sweep_stage(run, unet, params, clf, clf_params, real_images, backend, real_feats) -> dict:
+    """The CG and CFG rows of every method of `sweep_methods` and WORKDIR/guidance.png."""
+    config, workdir = run.config, run.workdir
+    sw, d = config.sweep, config.data
+    results, grids = {}, {}
     for key_name, method, sampler_name in sweep_methods(config):
         weights = sw.cg_weights if method == "cg" else sw.cfg_weights
         sampler = make_guided_sampler(config, unet, params, clf, clf_params, method,
                                       sampler_name)
-        rows = []
-        for w in sorted(float(x) for x in weights):
-            t1 = time.perf_counter()
-            chunks = []
-            for i in range(0, n, b):
-                k = jax.random.fold_in(key, i)
-                shape = (b,) + real_images.shape[1:]
-                # every process draws the same global batch and places its own rows
-                latents = put_global(jax.random.normal(jax.random.fold_in(k, 0), shape), sharding)
-                lab = put_global(labels_all[i:i + b], sharding)
-                x = sampler(latents, lab, jax.random.fold_in(k, 1), jnp.float32(w))
-                chunks.append(gather(x))
-            samples = float_to_uint8(np.concatenate(chunks)[:n])
-            row = {"weight": w, **score_samples(backend, samples, labels_all, real_feats)}
-            rows.append(row)
-            grids[(key_name, w)] = samples[:2 * d.num_classes]
-            log(f"[sweep] {key_name} w={w:g}: accuracy={row['accuracy']:.4f} "
-                f"fd={row['fd']:.4f} precision={row['precision']:.4f} "
-                f"recall={row['recall']:.4f} ({time.perf_counter() - t1:.1f}s)")
-        results[key_name] = rows
+        results[key_name], g = sweep_rows(run, sampler, weights, backend, real_feats,
+                                          real_images.shape[1:], key_name)
+        grids.update(g)
     if jax.process_index() == 0:
         # matplotlib only when plotting (plot.py imports it)
         from dg_jax.experiments.guidance.plot import plot_tradeoff  # noqa: PLC0415
