@@ -163,7 +163,7 @@ def cfg_dg_stage(run, unet, params, clf, clf_params, diffusion, real, real_label
                                     dg=dict(cfg_weight=w_cfg, logit=disc.bind(replicate(
                                         head, run.mesh))))
     rows, grids = S.sweep_rows(run, sampler, c.weights, backend, real_feats, image_shape,
-                               "cfg_dg")
+                               "cfg_dg", stage="cfg_dg")
     results = {"cfg_weight": w_cfg, "num_fake": int(c.num_fake), "disc_accuracy_by_t": by_t,
                "rows": rows}
     check_finite(results, "cfg_dg")

@@ -103,7 +103,8 @@ def sample_set(run, sampler, weight: float, key, labels_all, image_shape, batch_
     return float_to_uint8(np.concatenate(chunks)[:n])
 
 
-def sweep_rows(run, sampler, weights, backend, real_feats, image_shape, key_name: str):
+def sweep_rows(run, sampler, weights, backend, real_feats, image_shape, key_name: str,
+               stage: str = "sweep"):
     """[{"weight", "accuracy", "fd", "precision", "recall"}] over `weights` (ascending) from the
     sweep's latents and balanced labels (stream 'sample/sweep', sweep.num_samples), and
     {(key_name, weight): the first two samples per class}."""
@@ -118,7 +119,7 @@ def sweep_rows(run, sampler, weights, backend, real_feats, image_shape, key_name
         row = {"weight": w, **score_samples(backend, samples, labels_all, real_feats)}
         rows.append(row)
         grids[(key_name, w)] = samples[:2 * d.num_classes]
-        log(f"[sweep] {key_name} w={w:g}: accuracy={row['accuracy']:.4f} "
+        log(f"[{stage}] {key_name} w={w:g}: accuracy={row['accuracy']:.4f} "
             f"fd={row['fd']:.4f} precision={row['precision']:.4f} "
             f"recall={row['recall']:.4f} ({time.perf_counter() - t1:.1f}s)")
     return rows, grids
