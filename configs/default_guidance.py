@@ -57,8 +57,11 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.vlb = dict(flags=unet_flags(), train=train_fields(), eval_batch_size=256)
     # scorer 'digits' (scorer_seed, scorer_steps) or 'fashion_mnist' (its evaluation network,
     # cached in scorer_cache, "" = WORKDIR/eval_classifier); CG runs with each of cg_samplers
-    # (ddpm: mean shift, ddim: eps shift), CFG with sampler
-    config.sweep = dict(sampler="ddpm", respacing="250", num_samples=1000, batch_size=250,
+    # (ddpm: mean shift, ddim: eps shift) on the cg_base branch ('unconditional' or
+    # 'conditional', ADM-G), CFG with sampler; DDIM respaces by ddim_respacing ("" = respacing;
+    # "ddimN" = guided-diffusion's DDIM stride, first step t = T - stride, not T - 1)
+    config.sweep = dict(sampler="ddpm", respacing="250", ddim_respacing="",
+                        num_samples=1000, batch_size=250,
                         cg_weights=[0.0, 1.0], cfg_weights=[0.0, 1.0], cg_base="unconditional",
                         cg_samplers=["ddpm"], scorer="digits", scorer_seed=1, scorer_steps=600,
                         scorer_cache="")

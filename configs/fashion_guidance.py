@@ -77,8 +77,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                    classifier_resblock_updown=False, classifier_pool="adaptive")
     config.classifier.train.update(num_steps=600, batch_size=32, learning_rate=1e-3,
                                    log_every=100, checkpoint_every=300)
-    config.sweep.update(respacing="20", num_samples=200, batch_size=200,
-                        cg_weights=[0.0, 1.0, 3.0, 10.0], cfg_weights=[0.0, 0.5, 2.0, 5.0],
+    config.sweep.update(respacing="20", ddim_respacing="ddim20", num_samples=200, batch_size=200,
+                        cg_weights=[0.0, 3.0, 10.0, 30.0], cg_base="conditional",
+                        cfg_weights=[0.0, 0.5, 2.0, 5.0],
                         cg_samplers=["ddpm", "ddim"], scorer="fashion_mnist", scorer_seed=0,
                         scorer_steps=1200)  # the evaluation network of configs/fashion_dg.py
     config.cfg_dg.update(num_fake=800, num_steps=400, batch_size=32, weights=[0.0, 1.0, 2.0])
@@ -88,7 +89,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             train.update(num_steps=4, batch_size=16, log_every=2, checkpoint_every=2)
         config.score.flags.update(channel_mult="1,2", diffusion_steps=20)
         config.classifier.flags.update(classifier_channel_mult="1,2")
-        config.sweep.update(respacing="4", num_samples=32, batch_size=16, cg_weights=[0.0, 2.0],
+        config.sweep.update(respacing="4", ddim_respacing="ddim4", num_samples=32, batch_size=16,
+                            cg_weights=[0.0, 2.0],
                             cfg_weights=[0.0, 2.0], scorer_steps=20)
         config.cfg_dg.update(num_fake=24, num_steps=4, batch_size=8, log_every=2,
                              checkpoint_every=2, weights=[0.0, 2.0])

@@ -160,6 +160,12 @@ def test_fashion_guidance_smoke_sweeps_cg_with_both_samplers(tmp_path):
             assert set(r) == {"weight", "accuracy", "fd", "precision", "recall"}
             assert np.isfinite(r["fd"])
     assert 0 < saved["scorer_test_accuracy"] <= 1
+    # CG guides the conditional branch (ADM-G): at w = 0 it is the conditional model, the same
+    # DDPM samples as CFG at w = 0
+    assert smoke.sweep.cg_base == "conditional"
+    assert saved["cg"][0]["weight"] == saved["cfg"][0]["weight"] == 0.0
+    np.testing.assert_allclose(saved["cg"][0]["fd"], saved["cfg"][0]["fd"], rtol=1e-5)
+    assert saved["cg"][0]["accuracy"] == saved["cfg"][0]["accuracy"]
     assert (tmp_path / "guidance.png").stat().st_size > 10_000
     assert (tmp_path / "eval_classifier" / "classifier.json").is_file()
     # DG on top of CFG at the sweep's lowest-FD weight; DG weight 0 is that CFG row again (the
@@ -206,3 +212,21 @@ def test_cfg_dg_discriminator_reads_the_classifier_at_the_model_timestep():
     config.cfg_dg.head_flags.in_channels = 7
     with pytest.raises(ConfigError, match="cfg_dg.head_flags.in_channels"):
         cfg_dg.build_discriminator(config, clf, params, (28, 28, 1))
+
+
+def test_ddim_sweeps_use_their_own_respacing(tmp_path):
+    """sweep.ddim_respacing ("ddimN") respaces DDIM's process with guided-diffusion's fixed
+    stride from t = 0 (never t = T - 1, where the cosine schedule's alpha_bar is ~1e-9 and
+    condition_score's 1 / sqrt(alpha_bar) blows up the gradient); DDPM keeps sweep.respacing;
+    a respacing that does not fit names its field."""
+    from dg_jax.experiments.guidance.sweep import sampler_diffusion
+
+    config = fashion_guidance.get_config("smoke")  # 20 steps; respacing "4", ddim "ddim4"
+    np.testing.assert_array_equal(sampler_diffusion(config, "ddim").timestep_map, [0, 5, 10, 15])
+    np.testing.assert_array_equal(sampler_diffusion(config, "ddpm").timestep_map, [0, 6, 13, 19])
+    config.sweep.ddim_respacing = ""
+    np.testing.assert_array_equal(sampler_diffusion(config, "ddim").timestep_map, [0, 6, 13, 19])
+    config.sweep.ddim_respacing = "ddim30"
+    with pytest.raises(ValueError, match=r"sweep.ddim_respacing='ddim30'"):
+        guidance_train.run(config, str(tmp_path))
+    assert not (tmp_path / "checkpoints").exists()  # refused before any work

@@ -32,7 +32,13 @@ from dg_jax.errors import check_finite, read_json
 from dg_jax.experiments.guidance import models as GM
 from dg_jax.experiments.guidance.cfg_dg import RESULTS as CFG_DG_RESULTS
 from dg_jax.experiments.guidance.cfg_dg import cfg_dg_stage
-from dg_jax.experiments.guidance.sweep import SAMPLERS, SCORERS, scorer, sweep_stage
+from dg_jax.experiments.guidance.sweep import (
+    SAMPLERS,
+    SCORERS,
+    sampler_diffusion,
+    scorer,
+    sweep_stage,
+)
 from dg_jax.experiments.kit.setup import Run, setup_run
 from dg_jax.metric_writers import log
 from dg_jax.models.edm_precond import edm_precond_from_kwargs
@@ -102,6 +108,8 @@ def validate(config, mesh) -> None:
         check_choice(config.sweep.get("scorer", "digits"), SCORERS, "sweep.scorer")
         for sampler in config.sweep.get("cg_samplers", []):
             check_choice(sampler, SAMPLERS, "sweep.cg_samplers")
+        for sampler in {config.sweep.sampler, *config.sweep.get("cg_samplers", [])}:
+            sampler_diffusion(config, sampler)  # a respacing that does not fit names its field
     if "cfg_dg" in config.stages:
         if "sweep" not in config.stages:
             raise ValueError("the 'cfg_dg' stage samples from the sweep's latents with its "

@@ -5,7 +5,10 @@ classifier-free guidance (CFG) from one class-conditional model trained with lab
 - CG at weight w (sweep.cg_base='unconditional', the default): the model's unconditional branch
   (null label) plus w * grad log p_phi(y | x_t) of the noisy classifier, as a mean shift for
   DDPM (an eps shift for DDIM); w = 0 is the unconditional model. 'conditional' guides the
-  conditional branch instead, as ADM does with its conditional models.
+  conditional branch instead, as ADM does with its conditional models (ADM-G; w = 0 is then
+  the conditional model, the same samples as CFG at w = 0).
+- DDIM respaces the process by sweep.ddim_respacing when set ("ddimN", as guided-diffusion's
+  DDIM scripts), DDPM by sweep.respacing.
 Every weight samples from the same latents and the same balanced labels. Samples are quantised
 to uint8 and scored by a digits classifier trained with a different seed from everything else:
 accuracy = how often it recognises the requested class; fd = Fréchet distance of its features
@@ -49,7 +52,7 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
                          f"choose one of {list(SAMPLERS)}")
     if sw.cg_base not in CG_BASES:
         raise ValueError(f"unknown sweep.cg_base {sw.cg_base!r}; choose one of {list(CG_BASES)}")
-    diffusion = GM.make_diffusion(config.score.flags, respacing=sw.respacing)
+    diffusion = sampler_diffusion(config, sampler)
     null = d.num_classes
 
     def model_fn(x, t, y):
@@ -77,6 +80,21 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
         return ddim_sample(diffusion, fn, latents, y=labels, cond_fn=cond_fn)
 
     return jax.jit(run)
+
+
+def sampler_diffusion(config, sampler: str):
+    """The score model's process respaced for `sampler`: sweep.ddim_respacing for 'ddim' when
+    set (guided-diffusion's DDIM runs use "ddimN", whose steps start at t = 0 with a fixed
+    stride and so never visit t = T - 1), else sweep.respacing."""
+    sw = config.sweep
+    field, respacing = "sweep.respacing", sw.respacing
+    if sampler == "ddim" and sw.get("ddim_respacing", ""):
+        field, respacing = "sweep.ddim_respacing", sw.ddim_respacing
+    try:
+        return GM.make_diffusion(config.score.flags, respacing=respacing)
+    except ValueError as e:
+        raise ValueError(f"{field}={respacing!r} does not respace the score model's "
+                         f"{config.score.flags.diffusion_steps} steps: {e}") from e
 
 
 def sample_set(run, sampler, weight: float, key, labels_all, image_shape, batch_size: int,
