@@ -12,10 +12,12 @@ Trains, on the 60,000 training images:
   - a class-conditional improved-DDPM UNet (cosine schedule, T=1000, learned-range variance,
     hybrid loss) with label dropout p_uncond=0.2 (null label = class 10), 700 steps of 32;
   - a noisy classifier (ADM encoder on q_sample'd images at uniform t), 600 steps of 32.
-Sweeps (the same 200 latents and balanced labels at every weight, 20 respaced steps): CG with
-DDPM's mean shift (`cg`) and DDIM's eps shift (`cg_ddim`) on the unconditional branch, CFG with
-DDPM (`cfg`); each row {"weight", "accuracy", "fd", "precision", "recall"}, scored by the
-Fashion-MNIST evaluation CNN (dg_jax.eval.classifier.fashion_classifier, trained once and
+Sweeps (the same 200 latents and balanced labels at every weight, 20 steps): CG with DDPM's
+mean shift (`cg`, respacing "20") and DDIM's eps shift (`cg_ddim`, "ddim20": guided-diffusion's
+DDIM stride, steps 0, 50, ..., 950) on the conditional branch (ADM-G: the conditional model +
+w * the noisy classifier's gradient; w = 0 is the conditional model, the same samples as CFG
+w = 0), CFG with DDPM (`cfg`); each row {"weight", "accuracy", "fd", "precision", "recall"},
+scored by the Fashion-MNIST evaluation CNN (dg_jax.eval.classifier.fashion_classifier, trained once and
 cached; FD and k=3 precision/recall against the 10,000 test images). Then DG on top of CFG at
 the sweep's lowest-FD CFG weight (stage cfg_dg: 800 CFG samples, DG's discriminator = the frozen
 noisy classifier + a class-conditional head trained 400 steps on the model's own diffusion, CFG

@@ -20,7 +20,8 @@ def _tile(samples: np.ndarray, per_row: int) -> np.ndarray:
     return canvas
 
 
-def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: int) -> None:
+def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: int,
+                  title: str = "") -> None:
     matplotlib.use("Agg")  # files only, no display
 
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
@@ -60,6 +61,8 @@ def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: i
     for ax, key in zip(axes[1], panels):
         ax.imshow(_tile(grids[key], num_classes), cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{key[0].upper()} w={key[1]:g} (columns: class 0..{num_classes - 1})")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -217,6 +217,9 @@ def sweep_stage(run, unet, params, clf, clf_params, real_images, backend, real_f
         from dg_jax.experiments.guidance.plot import plot_tradeoff  # noqa: PLC0415
 
         path = pathlib.Path(workdir) / "guidance.png"
-        plot_tradeoff(path, results, grids, d.num_classes)
+        ddim = sw.get("ddim_respacing", "") or sw.respacing
+        plot_tradeoff(path, results, grids, d.num_classes,
+                      title=f"CG on the {sw.cg_base} branch; respacing {sw.respacing!r} "
+                            f"(DDIM {ddim!r})")
         log(f"[sweep] wrote {path}")
     return results
