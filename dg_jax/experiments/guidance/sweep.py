@@ -104,7 +104,7 @@ def sample_set(run, sampler, weight: float, key, labels_all, image_shape, batch_
     weight and on any number of devices."""
     sharding = data_sharding(run.mesh)
     n, b = len(labels_all), batch_size
-    progress = Progress(name, n) if n > 4 * b else None
+    progress = Progress(name, n) if n > b else None  # a line a batch when there are several
     chunks = []
     for i in range(0, n, b):
         k = jax.random.fold_in(key, i)
