@@ -26,33 +26,47 @@ vs accuracy, accuracy and FD vs weight, precision vs recall) and DIR/cfg_dg.png.
 Acceptance (the issue): accuracy rises with the weight for both methods and reaches >= 0.9 at
 the largest.
 
-Measured 2026-12-03, seeds 0 / 1 / 2 (mean +- std over seeds; 200 samples a row, so FD carries
+Measured 2026-12-07, seeds 0 / 1 / 2 (mean +- std over seeds; 200 samples a row, so FD carries
 a large small-sample bias: compare rows, not other configs). The three seeds ran side by side on
-2 CPU cores: training 44 min, then about 220 s a CG row and 160-170 s a CFG row each (alone a
-run is roughly a third as long per row; its total alone was not measured).
+2 CPU cores: training 37 min, then each row 200-220 s (CG), about 130 s (CFG) and 265-300 s
+(CFG + DG); the cfg_dg stage 30 min; 1 h 43 min in all. A run alone was not timed.
   CFG w = 0 / 0.5 / 2 / 5: accuracy 0.590 / 0.737 / 0.890 / 0.977 (+-0.053 / 0.051 / 0.030 /
     0.010), FD 87.9 / 65.8 / 43.6 / 40.4 (+-8.0 / 6.9 / 4.0 / 3.9), precision 0.625 / 0.657 /
-    0.628 / 0.543, recall 0.519 / 0.542 / 0.442 / 0.255. Accuracy rises with the weight and
-    passes 0.9 at w=5 at every seed; recall falls as the papers report; precision rises at
-    w=0.5 and falls after; FD is lowest at w=2 (seed 0) or w=5 (seeds 1, 2): this weak base
-    model gains from sharpening up to large weights, so FD's U-shape is not reached by w=5.
-  CG (DDPM mean shift) w = 0 / 1 / 3 / 10: accuracy 0.107 / 0.192 / 0.330 / 0.483 (+-0.021 /
-    0.023 / 0.018 / 0.036), FD 134.0 / 132.1 / 107.3 / 80.8: accuracy rises with the weight but
-    reaches only 0.48 at w=10 (the acceptance's 0.9 is not met: the noisy classifier, 600
-    steps, is weak; larger weights were not run).
-  CG (DDIM eps shift): w=0 FD 116.7, accuracy 0.097; at w = 1, 3 and 10 the samples break down
-    (precision 0.13-0.15, FD 179-180, accuracy 0.25 at every weight). guided-diffusion's
-    `condition_score` turns the shifted eps into x_0 through 1 / sqrt(abar_t), and the cosine
-    schedule's first step (t = 999) has abar = 2.4e-9, so the classifier gradient there is
-    amplified about 2e4 times; the DDPM mean shift (variance * gradient) has no such factor.
-    A DDIM-CG run that skips or clips that step was not tried.
-  DG on top of CFG (cfg_dg), seed 0 only (seeds 1 and 2 were stopped after their sweeps for lack
-    of CPU time): CFG w* = 2; DG weight 0 / 1 / 2: FD 44.69 / 30.83 / 24.43, accuracy 0.905 /
-    0.930 / 0.930, precision 0.665 / 0.685 / 0.615, recall 0.456 / 0.489 / 0.502 (weight 0 is
-    the sweep's CFG row again: FD 44.6943 both). Discriminator accuracy on training images
-    0.814 / 0.842 / 0.854 / 0.836 / 0.740 at t = 0 / 100 / 250 / 500 / 749. Seed 0's cfg_dg
-    stage took 33 min beside the test suite (800 fakes 586 s, 400 head steps, 3 rows of
-    300-360 s). One seed is not a result; run seeds 1 and 2 before quoting it.
+    0.628 / 0.543, recall 0.519 / 0.542 / 0.442 / 0.255 (the same values as on 2026-12-03: the
+    runs are deterministic). Accuracy rises with the weight and passes 0.9 at w=5 at every
+    seed; recall falls as the papers report; precision rises at w=0.5 and falls after; FD is
+    lowest at w=2 (seed 0) or w=5 (seeds 1, 2): this weak base model gains from sharpening up to
+    large weights, so FD's U-shape is not reached by w=5.
+  CG (conditional branch, DDPM mean shift) w = 0 / 3 / 10 / 30: accuracy 0.590 / 0.712 / 0.753
+    / 0.727 (+-0.053 / 0.046 / 0.045 / 0.029), FD 87.9 / 64.5 / 54.1 / 52.5 (+-8.0 / 6.6 / 4.1 /
+    4.5), precision 0.625 / 0.640 / 0.653 / 0.623, recall 0.519 / 0.543 / 0.505 / 0.483. w=0 is
+    CFG's w=0 row exactly. Accuracy rises to w=10 and then falls: the acceptance's 0.9 is not
+    met. CG cannot make classes clearer than its guide sees them, and the 600-step noisy
+    classifier is weak (0.50-0.53 accuracy on its last noisy training batches, uniform t); a
+    longer-trained classifier is the next thing to try. At equal accuracy CG has the lower FD (w=10: 0.75, FD
+    54 vs CFG w=0.5: 0.74, FD 66), but CFG goes further.
+  CG (conditional branch, DDIM eps shift, "ddim20") w = 0 / 3 / 10 / 30: accuracy 0.478 / 0.570
+    / 0.582 / 0.503 (+-0.071 / 0.065 / 0.081 / 0.094), FD 135.3 / 104.4 / 75.5 / 80.6, precision
+    0.547 / 0.553 / 0.495 / 0.303, recall 0.363 / 0.539 / 0.608 / 0.629. Unguided 20-step DDIM
+    is much worse than 20-step DDPM on this model (FD 135 vs 88); guidance helps up to w=10 and
+    precision collapses at w=30.
+  DDIM-CG on 2026-12-03 used respacing "20" (unconditional branch), whose first step is t=999:
+    there the cosine schedule's abar is 2.4e-9 and guided-diffusion's `condition_score` maps the
+    eps shift to x_0 through 1 / sqrt(abar), so the gradient was amplified ~2e4 times and every
+    w > 0 broke down (precision 0.13-0.15, FD 179-180). "ddim20" (the stride guided-diffusion's
+    DDIM scripts use) starts at t=950, abar = 0.006, a factor of ~13.
+  CG on the unconditional branch (sweep.cg_base='unconditional'; measured 2026-12-03, DDPM, w =
+    0 / 1 / 3 / 10): accuracy 0.107 / 0.192 / 0.330 / 0.483, FD 134.0 / 132.1 / 107.3 / 80.8.
+  DG on top of CFG (cfg_dg) at the sweep's lowest-FD CFG weight (w* = 2 at seed 0, 5 at seeds
+    1 and 2); DG weight 0 / 1 / 2: FD 40.33 / 29.09 / 23.50 (+-3.79 / 1.51 / 1.49), i.e. DG cuts
+    FD by 27.7 +- 2.9% at weight 1 and 41.5 +- 5.0% at weight 2 (45.3 / 43.3 / 35.9% at seeds
+    0 / 1 / 2); accuracy 0.952 / 0.963 / 0.962, precision 0.567 / 0.592 / 0.600, recall 0.331 /
+    0.383 / 0.433: DG buys back the recall that a large CFG weight costs, without losing
+    accuracy. Weight 0 is the sweep's CFG row again at every seed (FD 44.6943 / 38.3892 /
+    37.9061). Discriminator accuracy on training images at t = 0 / 100 / 250 / 500 / 749: seed 0
+    0.814 / 0.842 / 0.854 / 0.836 / 0.740, seed 1 0.928 / 0.889 / 0.910 / 0.861 / 0.826, seed 2
+    0.910 / 0.900 / 0.900 / 0.879 / 0.793. This base model is weak (FD 40 at its best CFG
+    weight, 200 samples), so DG has much to fix; the cut on a strong model will be smaller.
 """
 import ml_collections
 
