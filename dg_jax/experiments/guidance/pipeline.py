@@ -108,8 +108,8 @@ def validate(config, mesh) -> None:
         check_choice(config.sweep.get("scorer", "digits"), SCORERS, "sweep.scorer")
         for sampler in config.sweep.get("cg_samplers", []):
             check_choice(sampler, SAMPLERS, "sweep.cg_samplers")
-        for sampler in {config.sweep.sampler, *config.sweep.get("cg_samplers", [])}:
             sampler_diffusion(config, sampler)  # a respacing that does not fit names its field
+        sampler_diffusion(config, config.sweep.sampler)
     if "cfg_dg" in config.stages:
         if "sweep" not in config.stages:
             raise ValueError("the 'cfg_dg' stage samples from the sweep's latents with its "

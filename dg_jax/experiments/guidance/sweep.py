@@ -82,14 +82,19 @@ def make_guided_sampler(config, unet, params, clf, clf_params, method: str,
     return jax.jit(run)
 
 
-def sampler_diffusion(config, sampler: str):
-    """The score model's process respaced for `sampler`: sweep.ddim_respacing for 'ddim' when
-    set (guided-diffusion's DDIM runs use "ddimN", whose steps start at t = 0 with a fixed
-    stride and so never visit t = T - 1), else sweep.respacing."""
+def sampler_respacing(config, sampler: str) -> tuple[str, str]:
+    """(field, respacing) of `sampler`: sweep.ddim_respacing for 'ddim' when set
+    (guided-diffusion's DDIM runs use "ddimN", whose steps start at t = 0 with a fixed stride
+    and so never visit t = T - 1), else sweep.respacing."""
     sw = config.sweep
-    field, respacing = "sweep.respacing", sw.respacing
     if sampler == "ddim" and sw.get("ddim_respacing", ""):
-        field, respacing = "sweep.ddim_respacing", sw.ddim_respacing
+        return "sweep.ddim_respacing", sw.ddim_respacing
+    return "sweep.respacing", sw.respacing
+
+
+def sampler_diffusion(config, sampler: str):
+    """The score model's process respaced for `sampler` (`sampler_respacing`)."""
+    field, respacing = sampler_respacing(config, sampler)
     try:
         return GM.make_diffusion(config.score.flags, respacing=respacing)
     except ValueError as e:
@@ -217,9 +222,8 @@ def sweep_stage(run, unet, params, clf, clf_params, real_images, backend, real_f
         from dg_jax.experiments.guidance.plot import plot_tradeoff  # noqa: PLC0415
 
         path = pathlib.Path(workdir) / "guidance.png"
-        ddim = sw.get("ddim_respacing", "") or sw.respacing
         plot_tradeoff(path, results, grids, d.num_classes,
                       title=f"CG on the {sw.cg_base} branch; respacing {sw.respacing!r} "
-                            f"(DDIM {ddim!r})")
+                            f"(DDIM {sampler_respacing(config, 'ddim')[1]!r})")
         log(f"[sweep] wrote {path}")
     return results
