@@ -87,7 +87,9 @@ def parse_arg(arg: str | None = None, *, allowed_flags=(), config_file: str | No
 
 
 def base_config(pipeline: str, **fields) -> ml_collections.ConfigDict:
-    """The fields every config has (its pipeline, seed 0, no TensorBoard) and `fields`."""
-    config = ml_collections.ConfigDict(dict(pipeline=pipeline, seed=0, tensorboard=False))
+    """The fields every config has (its pipeline, seed 0, no TensorBoard, no stage forced to be
+    redone: `redo` names stages to retrain from scratch in an existing workdir) and `fields`."""
+    config = ml_collections.ConfigDict(dict(pipeline=pipeline, seed=0, tensorboard=False,
+                                            redo=()))
     config.update(fields)
     return config

@@ -91,7 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                    classifier_channel_mult="1,2,2",
                                    classifier_attention_resolutions="",
                                    classifier_resblock_updown=False, classifier_pool="adaptive")
-    config.classifier.train.update(num_steps=600, batch_size=32, learning_rate=1e-3,
+    config.classifier.train.update(num_steps=3000, batch_size=32, learning_rate=1e-3,
                                    log_every=100, checkpoint_every=300)
     config.sweep.update(respacing="20", ddim_respacing="ddim20", num_samples=200, batch_size=200,
                         cg_weights=[0.0, 3.0, 10.0, 30.0], cg_base="conditional",

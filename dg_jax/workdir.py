@@ -20,6 +20,9 @@ For each recorded stage `check` compares the fields now in the config with the r
 - a stage that trains a checkpoint (`trains` names its step count): a higher step count
   continues training; a lower one than it finished is refused; any other change, here or in a
   stage it reads from, is refused, since the checkpoint would no longer match the config;
+- a stage named in `redo` (the config's `redo` field, e.g. `--config.redo="('cfg_dg',)"`) is
+  redone from scratch whatever its record says, its outputs and checkpoint removed: the way to
+  retrain a cheap downstream stage after training the stage it reads from further;
 - any other stage is redone: its `outputs` are removed when it begins (e.g. changing the DG
   weight in a finished workdir redoes only sampling and evaluation).
 `provenance` fields are recorded and compared only while the stage is unfinished (a resumed
@@ -37,7 +40,7 @@ from typing import Any, Mapping, Sequence
 import jax
 
 from dg_jax.checkpoint import write_json
-from dg_jax.errors import WorkdirError, read_json
+from dg_jax.errors import ConfigError, WorkdirError, read_json
 from dg_jax.parallel import sync
 
 RECORD = "config.json"
@@ -109,7 +112,8 @@ class Plan:
 
 class Workdir:
     def __init__(self, path: str | pathlib.Path, experiment: str, config: Mapping,
-                 stages: Sequence[Stage], ignore: Sequence[str] = (), source: str = ""):
+                 stages: Sequence[Stage], ignore: Sequence[str] = (), source: str = "",
+                 redo: Sequence[str] = ()):
         self.path = pathlib.Path(path)
         self.experiment = experiment
         self.source = source
@@ -117,6 +121,11 @@ class Workdir:
         self.flat = flatten(self.config)
         self.stages = {s.name: s for s in stages}
         self.ignore = tuple(ignore)
+        unknown = [name for name in redo if name not in self.stages]
+        if unknown:
+            raise ConfigError(f"redo: {unknown} are not stages of this experiment; its stages "
+                              f"are {list(self.stages)}")
+        self.redo = tuple(redo)
         self.plan: Plan | None = None
         for s in stages:
             unknown = [a for a in s.after if a not in self.stages]
@@ -164,6 +173,9 @@ class Workdir:
             if rec is None:
                 status[stage.name] = "new"
                 continue
+            if stage.name in self.redo:
+                status[stage.name] = "redo"
+                continue
             done = bool(rec.get("done"))
             old = _select(rec.get("fields", {}), stage.fields + (() if done else stage.provenance),
                           self.ignore)
@@ -186,8 +198,9 @@ class Workdir:
                                f"{'/'.join(sorted({status[a] for a in upstream}))}")
                 raise WorkdirError(
                     f"workdir {self.path}: stage {stage.name!r} holds a checkpoint trained with "
-                    f"other settings ({'; '.join(why)}); use a new --workdir or restore those "
-                    "values")
+                    f"other settings ({'; '.join(why)}); use a new --workdir, restore those "
+                    f"values, or retrain this stage from scratch with --config.redo=\"('{stage.name}',)\""
+                    " (its checkpoint is removed)")
             before, after = old.get(stage.trains), new.get(stage.trains)
             if done and after is not None and before is not None and after < before:
                 raise WorkdirError(

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from dg_jax.errors import JsonFileError, WorkdirError
+from dg_jax.errors import ConfigError, JsonFileError, WorkdirError
 from dg_jax.workdir import Stage, Workdir
 
 STAGES = (
@@ -88,8 +88,40 @@ def test_upstream_change_under_a_trained_stage_is_refused(tmp_path):
         with wd.stage(name):
             pass
     changed = {**config(fakes__n=8), "disc": {"steps": 3}}
-    with pytest.raises(WorkdirError, match=r"'disc'.*\['fakes'\].*redo"):
+    with pytest.raises(WorkdirError, match=r"'disc'.*\['fakes'\].*redo.*--config\.redo=\"\('disc',\)\""):
         workdir(tmp_path, changed, stages).check()
+
+
+def test_redo_retrains_a_named_trained_stage_after_its_upstream_trains_further(tmp_path):
+    stages = STAGES + (Stage("disc", fields=("disc",), after=("fakes",), trains="disc.steps",
+                             outputs=("disc_ckpt",)),)
+    cfg = {**config(), "disc": {"steps": 3}}
+    wd = workdir(tmp_path, cfg, stages)
+    wd.open()
+    for name in ("train", "fakes", "disc"):
+        with wd.stage(name):
+            (tmp_path / ("disc_ckpt" if name == "disc" else name)).mkdir(exist_ok=True)
+    longer = {**config(model__num_steps=20), "disc": {"steps": 3}}
+    with pytest.raises(WorkdirError, match="'disc'"):
+        workdir(tmp_path, longer, stages).check()
+    wd = Workdir(tmp_path, "exp", longer, stages, ignore=("model.log_every",), source="cfg.py",
+                 redo=("disc",))
+    plan = wd.open()
+    assert plan.status == {"train": "continue", "fakes": "redo", "sample": "new",
+                           "disc": "redo"}
+    for name in ("train", "fakes", "disc"):
+        wd.begin(name)
+        if name == "disc":
+            assert not (tmp_path / "disc_ckpt").exists()  # retrained from scratch
+        wd.finish(name)
+    # afterwards (without redo) the stages are done; an unchanged stage named in redo is redone
+    assert workdir(tmp_path, longer, stages).check()["disc"] == "done"
+    again = Workdir(tmp_path, "exp", longer, stages, ignore=("model.log_every",),
+                    redo=("train", "disc"))
+    assert again.check().status == {"train": "redo", "fakes": "redo", "sample": "new",
+                                    "disc": "redo"}
+    with pytest.raises(ConfigError, match=r"redo: \['dics'\] are not stages.*'disc'"):
+        Workdir(tmp_path, "exp", longer, stages, redo=("dics",))
 
 
 def test_other_experiment_old_record_and_foreign_outputs_are_refused(tmp_path):

@@ -50,7 +50,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, ex
     workdir = pathlib.Path(workdir)
     mesh = make_mesh()
     validate(config, mesh)
-    wd = Workdir(workdir, experiment, config.to_dict(), tuple(stages), ignore=ignore,
-                 source=source)
+    wd = Workdir(workdir, experiment, config.to_dict(), tuple(stages),
+                 ignore=(*ignore, "redo"), source=source, redo=tuple(config.get("redo", ())))
     wd.check()
     return Run(config, workdir, wd, mesh, Streams(config.seed))
