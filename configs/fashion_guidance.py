@@ -11,7 +11,7 @@ Smoke variant (tiny networks, a 200-image subset; in the tests):
 Trains, on the 60,000 training images:
   - a class-conditional improved-DDPM UNet (cosine schedule, T=1000, learned-range variance,
     hybrid loss) with label dropout p_uncond=0.2 (null label = class 10), 700 steps of 32;
-  - a noisy classifier (ADM encoder on q_sample'd images at uniform t), 600 steps of 32.
+  - a noisy classifier (ADM encoder on q_sample'd images at uniform t), 3000 steps of 32.
 Sweeps (the same 200 latents and balanced labels at every weight, 20 steps): CG with DDPM's
 mean shift (`cg`, respacing "20") and DDIM's eps shift (`cg_ddim`, "ddim20": guided-diffusion's
 DDIM stride, steps 0, 50, ..., 950) on the conditional branch (ADM-G: the conditional model +
@@ -26,29 +26,34 @@ vs accuracy, accuracy and FD vs weight, precision vs recall) and DIR/cfg_dg.png.
 Acceptance (the issue): accuracy rises with the weight for both methods and reaches >= 0.9 at
 the largest.
 
-Measured 2026-12-07, seeds 0 / 1 / 2 (mean +- std over seeds; 200 samples a row, so FD carries
-a large small-sample bias: compare rows, not other configs). The three seeds ran side by side on
-2 CPU cores: training 37 min, then each row 200-220 s (CG), about 130 s (CFG) and 265-300 s
-(CFG + DG); the cfg_dg stage 30 min; 1 h 43 min in all. A run alone was not timed.
+Measured 2026-12-07 (seventh session), seeds 0 / 1 / 2, with the 3000-step noisy classifier (mean
++- std over seeds; 200 samples a row, so FD carries a large small-sample bias: compare rows, not
+other configs). The runs reused the score checkpoints of the sixth session's workdirs and
+continued their 600-step classifiers to 3000 (the fit loop resumes exactly and the learning rate
+is constant, so this is the default run's classifier); the three seeds side by side on 2 CPU
+cores: classifier steps 600 -> 3000 in 23 min, rows 220-250 s (CG, DDIM-CG), about 155 s (CFG),
+about 285 s (CFG + DG), 1 h 29 min in all. A fresh run (score stage included) was not timed.
   CFG w = 0 / 0.5 / 2 / 5: accuracy 0.590 / 0.737 / 0.890 / 0.977 (+-0.053 / 0.051 / 0.030 /
     0.010), FD 87.9 / 65.8 / 43.6 / 40.4 (+-8.0 / 6.9 / 4.0 / 3.9), precision 0.625 / 0.657 /
-    0.628 / 0.543, recall 0.519 / 0.542 / 0.442 / 0.255 (the same values as on 2026-12-03: the
-    runs are deterministic). Accuracy rises with the weight and passes 0.9 at w=5 at every
+    0.628 / 0.543, recall 0.519 / 0.542 / 0.442 / 0.255 (the classifier is not used: the same
+    values as on 2026-12-03). Accuracy rises with the weight and passes 0.9 at w=5 at every
     seed; recall falls as the papers report; precision rises at w=0.5 and falls after; FD is
     lowest at w=2 (seed 0) or w=5 (seeds 1, 2): this weak base model gains from sharpening up to
     large weights, so FD's U-shape is not reached by w=5.
-  CG (conditional branch, DDPM mean shift) w = 0 / 3 / 10 / 30: accuracy 0.590 / 0.712 / 0.753
-    / 0.727 (+-0.053 / 0.046 / 0.045 / 0.029), FD 87.9 / 64.5 / 54.1 / 52.5 (+-8.0 / 6.6 / 4.1 /
-    4.5), precision 0.625 / 0.640 / 0.653 / 0.623, recall 0.519 / 0.543 / 0.505 / 0.483. w=0 is
-    CFG's w=0 row exactly. Accuracy rises to w=10 and then falls: the acceptance's 0.9 is not
-    met. CG cannot make classes clearer than its guide sees them, and the 600-step noisy
-    classifier is weak (0.50-0.53 accuracy on its last noisy training batches, uniform t); a
-    longer-trained classifier is the next thing to try. At equal accuracy CG has the lower FD (w=10: 0.75, FD
-    54 vs CFG w=0.5: 0.74, FD 66), but CFG goes further.
-  CG (conditional branch, DDIM eps shift, "ddim20") w = 0 / 3 / 10 / 30: accuracy 0.478 / 0.570
-    / 0.582 / 0.503 (+-0.071 / 0.065 / 0.081 / 0.094), FD 135.3 / 104.4 / 75.5 / 80.6, precision
-    0.547 / 0.553 / 0.495 / 0.303, recall 0.363 / 0.539 / 0.608 / 0.629. Unguided 20-step DDIM
-    is much worse than 20-step DDPM on this model (FD 135 vs 88); guidance helps up to w=10 and
+  CG (conditional branch, DDPM mean shift) w = 0 / 3 / 10 / 30: accuracy 0.590 / 0.795 / 0.853
+    / 0.867 (+-0.053 / 0.028 / 0.015 / 0.006), FD 87.9 / 54.8 / 41.4 / 39.4 (+-8.0 / 6.6 / 4.2 /
+    3.5), precision 0.625 / 0.648 / 0.662 / 0.648, recall 0.519 / 0.538 / 0.497 / 0.379. Accuracy
+    now rises at every weight but stops short of 0.9 (0.87 / 0.86 / 0.87 at w=30 by seed): the
+    acceptance is not met for CG. Recall falls at w=30 as the papers report; FD still falls at
+    w=30 (no U-shape). The classifier reaches 0.67-0.69 on its last noisy training batches
+    (uniform t) against 0.50-0.53 after 600 steps, which lifted CG's accuracy from 0.727 to
+    0.867 at w=30 (600-step classifier, 2026-12-07 sixth session: 0.590 / 0.712 / 0.753 / 0.727,
+    FD 87.9 / 64.5 / 54.1 / 52.5). At equal accuracy CG has the lower FD (w=10: 0.85, FD 41 vs
+    CFG w=2: 0.89, FD 44).
+  CG (conditional branch, DDIM eps shift, "ddim20") w = 0 / 3 / 10 / 30: accuracy 0.478 / 0.678
+    / 0.752 / 0.673 (+-0.071 / 0.078 / 0.057 / 0.098), FD 135.3 / 85.3 / 51.8 / 61.5, precision
+    0.547 / 0.558 / 0.475 / 0.287, recall 0.363 / 0.616 / 0.662 / 0.642. Unguided 20-step DDIM is
+    much worse than 20-step DDPM on this model (FD 135 vs 88); guidance helps up to w=10 and
     precision collapses at w=30.
   DDIM-CG on 2026-12-03 used respacing "20" (unconditional branch), whose first step is t=999:
     there the cosine schedule's abar is 2.4e-9 and guided-diffusion's `condition_score` maps the
@@ -56,17 +61,20 @@ a large small-sample bias: compare rows, not other configs). The three seeds ran
     w > 0 broke down (precision 0.13-0.15, FD 179-180). "ddim20" (the stride guided-diffusion's
     DDIM scripts use) starts at t=950, abar = 0.006, a factor of ~13.
   CG on the unconditional branch (sweep.cg_base='unconditional'; measured 2026-12-03, DDPM, w =
-    0 / 1 / 3 / 10): accuracy 0.107 / 0.192 / 0.330 / 0.483, FD 134.0 / 132.1 / 107.3 / 80.8.
+    0 / 1 / 3 / 10, 600-step classifier): accuracy 0.107 / 0.192 / 0.330 / 0.483, FD 134.0 /
+    132.1 / 107.3 / 80.8.
   DG on top of CFG (cfg_dg) at the sweep's lowest-FD CFG weight (w* = 2 at seed 0, 5 at seeds
-    1 and 2); DG weight 0 / 1 / 2: FD 40.33 / 29.09 / 23.50 (+-3.79 / 1.51 / 1.49), i.e. DG cuts
-    FD by 27.7 +- 2.9% at weight 1 and 41.5 +- 5.0% at weight 2 (45.3 / 43.3 / 35.9% at seeds
-    0 / 1 / 2); accuracy 0.952 / 0.963 / 0.962, precision 0.567 / 0.592 / 0.600, recall 0.331 /
-    0.383 / 0.433: DG buys back the recall that a large CFG weight costs, without losing
+    1 and 2); DG weight 0 / 1 / 2: FD 40.33 / 26.02 / 20.42 (+-3.79 / 1.57 / 1.47), i.e. DG cuts
+    FD by 35.4 +- 2.1% at weight 1 and 49.1 +- 5.3% at weight 2 (53.2 / 51.1 / 43.1% at seeds
+    0 / 1 / 2); accuracy 0.952 / 0.957 / 0.955, precision 0.567 / 0.632 / 0.628, recall 0.331 /
+    0.411 / 0.460: DG buys back the recall that a large CFG weight costs, without losing
     accuracy. Weight 0 is the sweep's CFG row again at every seed (FD 44.6943 / 38.3892 /
     37.9061). Discriminator accuracy on training images at t = 0 / 100 / 250 / 500 / 749: seed 0
-    0.814 / 0.842 / 0.854 / 0.836 / 0.740, seed 1 0.928 / 0.889 / 0.910 / 0.861 / 0.826, seed 2
-    0.910 / 0.900 / 0.900 / 0.879 / 0.793. This base model is weak (FD 40 at its best CFG
-    weight, 200 samples), so DG has much to fix; the cut on a strong model will be smaller.
+    0.889 / 0.885 / 0.898 / 0.855 / 0.777, seed 1 0.932 / 0.908 / 0.924 / 0.906 / 0.820, seed 2
+    0.906 / 0.918 / 0.900 / 0.896 / 0.838 (its frozen feature extractor is the noisy classifier;
+    with the 600-step one the cut was 41.5 +- 5.0% at weight 2). This base model is weak (FD 40
+    at its best CFG weight, 200 samples), so DG has much to fix; the cut on a strong model will
+    be smaller.
 """
 import ml_collections
 
