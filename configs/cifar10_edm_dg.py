@@ -38,12 +38,13 @@ head). Smoke (tiny random networks; :smoke took 145 s on 2 idle CPU cores, 1 CPU
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_dg_images import apply_smoke, get_default_config
 
 VARIANTS = ("cond", "smoke")
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

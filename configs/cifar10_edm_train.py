@@ -20,12 +20,13 @@ Smoke (tiny network, random 8x8 data; :cond,smoke took 111 s in the test suite o
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_guidance import apply_smoke, get_default_config
 
 VARIANTS = ("cond", "smoke")
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

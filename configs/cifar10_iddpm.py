@@ -22,12 +22,13 @@ are in DIR/checkpoints/score and resume automatically.
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_guidance import apply_smoke, get_default_config
 
 VARIANTS = ("kl", "smoke")
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

@@ -11,6 +11,7 @@ what it accepts.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import pathlib
 
@@ -93,3 +94,22 @@ def base_config(pipeline: str, **fields) -> ml_collections.ConfigDict:
                                             redo=()))
     config.update(fields)
     return config
+
+
+def _tuples(tree):
+    if isinstance(tree, dict):
+        return {k: _tuples(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return tuple(_tuples(v) for v in tree)
+    return tree
+
+
+def command_line(get_config):
+    """Decorator of a config file's `get_config`: every list in the config it returns becomes a
+    tuple, so that the command line can override it. ml_collections' config flags refuse a list
+    field but parse a tuple one: --config.sweep.cg_weights='(10.0, 30.0)' (or the flag repeated,
+    --config.sweep.cg_weights=10.0 --config.sweep.cg_weights=30.0)."""
+    @functools.wraps(get_config)
+    def wrapped(arg: str | None = None) -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict(_tuples(get_config(arg).to_dict()))
+    return wrapped

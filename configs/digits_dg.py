@@ -28,12 +28,13 @@ seeds showed. In an earlier session a better score model left less to fix (500 s
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_dg_images import get_default_config
 
 VARIANTS = ("smoke",)
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

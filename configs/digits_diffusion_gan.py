@@ -20,12 +20,13 @@ same network for every seed) reaches train accuracy 0.985. With the earlier rand
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_diffusion_gan import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

@@ -33,12 +33,13 @@ weight here because w=0 is the unconditional model.
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_guidance import get_default_config
 
 VARIANTS = ("smoke",)
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

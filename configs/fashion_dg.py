@@ -39,13 +39,14 @@ batch 64 takes ~1.1 s, so a converged baseline (several thousand steps) alone ex
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_dg_images import get_default_config
 
 VARIANTS = ("smoke",)
 SCORE_STEPS = 600
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS, score_steps=SCORE_STEPS)
     config = get_default_config()

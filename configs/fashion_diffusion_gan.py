@@ -55,13 +55,14 @@ acceptance (ratio <= 0.85 on 500, <= 1 on 2,000) does NOT: Diffusion-GAN lowers 
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_diffusion_gan import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 STEPS = 4000
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS, steps=STEPS)
     config = get_default_config()

@@ -31,11 +31,12 @@ cores): --config=configs/imagenet256_dit_dg.py:smoke
 """
 import ml_collections
 
-from configs.common import base_config, parse_arg
+from configs.common import base_config, command_line, parse_arg
 
 VARIANTS = ("smoke",)
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = base_config("dit_dg", stages=("encode", "generate", "disc", "sample", "evaluate"))

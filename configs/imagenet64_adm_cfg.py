@@ -26,12 +26,13 @@ Smoke (tiny networks, random 8x8 data; 127 s in the test suite on 2026-11-30, 2 
 """
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import command_line, parse_arg
 from configs.default_guidance import apply_smoke, get_default_config
 
 VARIANTS = ("smoke",)
 
 
+@command_line
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, allowed_flags=VARIANTS)
     config = get_default_config()

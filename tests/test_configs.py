@@ -94,3 +94,38 @@ def test_every_docstring_has_the_full_command(path):
     assert any(re.search(rf"--config=configs/{path.name}(\s|$)", c) and "--workdir=" in c
                for c in commands), f"{path.name}: no full command for the default config"
     assert f"configs/{path.name}:smoke" in doc or re.search(r":\w*,?smoke", doc)
+
+
+def _lists(tree, prefix=""):
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in _lists(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [prefix.rstrip(".")]
+    if isinstance(tree, tuple):
+        return [p for i, v in enumerate(tree) for p in _lists(v, f"{prefix}{i}.")]
+    return []
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
+def test_every_config_holds_tuples_not_lists(path):
+    # ml_collections' config flags refuse to override a list field from the command line
+    config = _module(path).get_config("smoke")
+    assert _lists(config.to_dict()) == [], f"{path.name}: list fields cannot be overridden"
+
+
+def test_the_command_line_overrides_a_sequence_field():
+    from absl import flags
+    from ml_collections import config_flags
+
+    path = configs.config_files()[0].parent / "fashion_guidance.py"
+    argv = ["prog", f"--config={path}:smoke", "--config.sweep.cg_weights=(10.0, 30.0)",
+            "--config.sweep.cg_samplers=ddim", "--config.redo=('cfg_dg',)"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "config", flag_values=values,
+                                    lock_config=True, sys_argv=argv)
+    values(argv)
+    config = values.config
+    assert config.sweep.cg_weights == (10.0, 30.0)
+    assert config.sweep.cg_samplers == ("ddim",)
+    assert config.redo == ("cfg_dg",)
+    assert config.sweep.cfg_weights == (0.0, 2.0)  # the smoke variant's, untouched
