@@ -50,6 +50,24 @@ about 285 s (CFG + DG), 1 h 29 min in all. A fresh run (score stage included) wa
     0.867 at w=30 (600-step classifier, 2026-12-07 sixth session: 0.590 / 0.712 / 0.753 / 0.727,
     FD 87.9 / 64.5 / 54.1 / 52.5). At equal accuracy CG has the lower FD (w=10: 0.85, FD 41 vs
     CFG w=2: 0.89, FD 44).
+  Larger CG weights (measured 2026-12-07, eighth session, seeds 0 / 1 / 2, the same
+    classifier; a sweep of the new rows only, run in copies of the workdirs above,
+    --config.sweep.cg_weights='(100.0, 300.0)': a row's latents do not depend on the other
+    weights, and the CFG w = 0 row these runs repeated equals the full sweep's at every seed):
+    DDPM w = 100 / 300: accuracy 0.858 / 0.845 (+-0.024 / 0.056; 0.885 / 0.850 / 0.840 and
+    0.910 / 0.815 / 0.810 by seed), FD 42.6 / 50.7, precision 0.623 / 0.528, recall 0.270 /
+    0.246. So CG's accuracy peaks near w = 30 (0.87) and does not reach 0.9 at any weight on
+    average; FD is lowest at w = 30 and rises after it, and precision and recall both fall:
+    the samples saturate towards white blobs (DIR/guidance.png). DDIM-CG w = 100 / 300:
+    accuracy 0.513 / 0.408, FD 117.5 / 154.1 (breaks down). Training the classifier further
+    raises its own accuracy but not CG's: on 2,000 clean test images (t = 0) it is right 0.818
+    (seed 0) / 0.803 (seed 1) after 3000 steps and 0.857 (seed 0) after 6000, yet at seed 0 CG
+    with the 6000-step classifier gives accuracy 0.855 / 0.850 at w = 10 / 30 (0.870 / 0.870
+    with 3000 steps): one seed, but it suggests the ceiling lies in how this small classifier's
+    gradient moves the samples rather than in its accuracy. More sampling steps do not lift it
+    either (seed 0, --config.sweep.respacing=50, the 3000-step classifier): accuracy 0.860 /
+    0.860 / 0.890 at w = 10 / 30 / 100, FD 39.1 / 39.0 / 41.5 (20 steps: 0.870 / 0.870 / 0.885,
+    FD 44.0 / 41.6 / 45.3).
   CG (conditional branch, DDIM eps shift, "ddim20") w = 0 / 3 / 10 / 30: accuracy 0.478 / 0.678
     / 0.752 / 0.673 (+-0.071 / 0.078 / 0.057 / 0.098), FD 135.3 / 85.3 / 51.8 / 61.5, precision
     0.547 / 0.558 / 0.475 / 0.287, recall 0.363 / 0.616 / 0.662 / 0.642. Unguided 20-step DDIM is

@@ -7,6 +7,8 @@ import itertools
 import re
 
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
 import configs
 from configs.common import parse_arg
@@ -109,14 +111,12 @@ def _lists(tree, prefix=""):
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
 def test_every_config_holds_tuples_not_lists(path):
     # ml_collections' config flags refuse to override a list field from the command line
-    config = _module(path).get_config("smoke")
-    assert _lists(config.to_dict()) == [], f"{path.name}: list fields cannot be overridden"
+    for arg in ("", "smoke"):
+        config = _module(path).get_config(arg)
+        assert _lists(config.to_dict()) == [], f"{path.name}:{arg}: list fields cannot be overridden"
 
 
 def test_the_command_line_overrides_a_sequence_field():
-    from absl import flags
-    from ml_collections import config_flags
-
     path = configs.config_files()[0].parent / "fashion_guidance.py"
     argv = ["prog", f"--config={path}:smoke", "--config.sweep.cg_weights=(10.0, 30.0)",
             "--config.sweep.cg_samplers=ddim", "--config.redo=('cfg_dg',)"]
