@@ -64,10 +64,11 @@ overfits (FD on 2,000 samples every 1,500 steps: 18.0, 12.6, 14.6, 14.9, 14.8, 1
 16.2), while Diffusion-GAN improves more slowly but is still improving at the end (27.1, 24.7,
 21.0, 22.1, 23.9, 22.4, 19.9, 19.4); with T pinned at T_max its r_d stays above d_target, so
 the range again limits the rule. Longer training alone does not reach the 0.85 ratio within
-this budget. A wider range does not either (same day, seed 0, 4000 steps,
---config.diffusion.t_max=2000): T ends at 800 and r_d tracks the target (0.592 over the last
-quarter), but FD is 18.19 against vanilla's 15.40 (ratio 1.181; recall 0.401 vs 0.407). Both
-runs of the eighth session used the evaluation network cached by configs/fashion_guidance.py
+this budget. A wider range does not either (same day, seeds 0 / 1 / 2, 4000 steps,
+--config.diffusion.t_max=2000): T ends at 800 / 774 / 723 and r_d tracks the target (0.592 /
+0.529 / 0.557 over the last quarter), but FD is 18.19 / 24.69 / 20.57 against vanilla's 15.40
+/ 21.34 / 20.36: ratio 1.116 +- 0.092 (1.181 / 1.157 / 1.011). All runs of the eighth session
+used the evaluation network cached by configs/fashion_guidance.py
 (test accuracy 0.8924, floor 0.737); the 2026-12-03 table's network differs (floor 0.76 at
 seed 0), so compare ratios across the two, not FDs.
 """
