@@ -67,7 +67,15 @@ about 285 s (CFG + DG), 1 h 29 min in all. A fresh run (score stage included) wa
     gradient moves the samples rather than in its accuracy. More sampling steps do not lift it
     either (seed 0, --config.sweep.respacing=50, the 3000-step classifier): accuracy 0.860 /
     0.860 / 0.890 at w = 10 / 30 / 100, FD 39.1 / 39.0 / 41.5 (20 steps: 0.870 / 0.870 / 0.885,
-    FD 44.0 / 41.6 / 45.3).
+    FD 44.0 / 41.6 / 45.3). Nor does a wider classifier (measured 2026-12-08, ninth session,
+    seed 0; --config.classifier.flags.classifier_width=64, 3000 steps from scratch, 38 min
+    alone on 2 cores): its accuracy on its last noisy training batches is 0.68, as at width 32,
+    and CG gives accuracy 0.860 / 0.845 at w = 10 / 30, FD 43.0 / 47.8 (width 32: 0.870 /
+    0.870, FD 44.0 / 41.6). For scale: the scoring network itself is right on 0.892 of the
+    real test images (results' scorer_test_accuracy, the dotted line in DIR/guidance.png), so
+    0.9 asks for samples it finds easier to classify than real ones. CFG gets there as its
+    recall falls to 0.255 (w = 5); CG's recall falls as far (0.246 at w = 300) without the
+    accuracy.
   CG (conditional branch, DDIM eps shift, "ddim20") w = 0 / 3 / 10 / 30: accuracy 0.478 / 0.678
     / 0.752 / 0.673 (+-0.071 / 0.078 / 0.057 / 0.098), FD 135.3 / 85.3 / 51.8 / 61.5, precision
     0.547 / 0.558 / 0.475 / 0.287, recall 0.363 / 0.616 / 0.662 / 0.642. Unguided 20-step DDIM is

@@ -88,6 +88,10 @@ def test_fashion_diffusion_gan_smoke(tmp_path):
     for n in config.data.subset_sizes:
         per = saved["subsets"][str(n)]
         assert per["fd_ratio"] == pytest.approx(per["diffusion_gan"]["fd"] / per["vanilla"]["fd"])
+        # the training subset's own scores: real images, so far below 40 steps of tiny networks
+        mem = per["memorisation"]
+        assert 0 < mem["fd"] < min(per["vanilla"]["fd"], per["diffusion_gan"]["fd"])
+        assert 0 <= mem["recall"] <= 1 and 0 < mem["precision"] <= 1
         for run in ("vanilla", "diffusion_gan"):
             m = per[run]
             assert {"fd", "precision", "recall", "final_T", "final_p", "r_d_last_quarter"} <= set(m)

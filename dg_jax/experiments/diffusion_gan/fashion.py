@@ -11,7 +11,9 @@ The evaluation network is the project's Fashion-MNIST CNN (`dg_jax.eval.evaluate
 28x28, trained once and cached in `eval.classifier_cache`, default WORKDIR/eval_classifier):
 32x32 zero-padded samples are cropped to the centre 28x28 before scoring. FD, precision and
 recall (k = 3) are against the 10,000 test images; the real-vs-real floor is the FD between two
-disjoint halves of them.
+disjoint halves of them. Per subset, `memorisation` scores the n training images themselves the
+same way: what a generator that reproduced exactly its training subset would get, so a run's FD
+far above it means the generator has not come near its data, let alone memorised it.
 """
 from __future__ import annotations
 
@@ -126,6 +128,11 @@ def run_fashion(run) -> dict:
     for n in config.data.subset_sizes:
         train = subset(run, n)
         per = results["subsets"][str(n)] = {}
+        # a generator that reproduces exactly its n training images would score this
+        per["memorisation"] = scorer.metrics(train)
+        log(f"[eval] subset {n} itself against the test set (the memorisation reference): "
+            f"fd={per['memorisation']['fd']:.3f} precision={per['memorisation']['precision']:.3f}"
+            f" recall={per['memorisation']['recall']:.3f}")
         for r in config.runs:
             name = f"{r}_{n}"
             curve_path = workdir / name / CURVE_FILE

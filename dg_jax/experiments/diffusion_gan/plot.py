@@ -89,7 +89,8 @@ RUN_TITLES = {"vanilla": "vanilla GAN", "diffusion_gan": "Diffusion-GAN"}
 
 
 def plot_fashion(workdir: pathlib.Path, results: dict, panels: dict, config) -> None:
-    """training.png (per subset: T; r_d of both runs with the d_target line; FD over training),
+    """training.png (per subset: T; r_d of both runs with the d_target line; FD over training
+    with the real-vs-real floor and the training subset's own FD),
     samples_<run>_<n>.png grids, and nearest_<n>.png (samples above their nearest training
     images, the memorisation check)."""
     from dg_jax.experiments.diffusion_gan.images import save_grid  # noqa: PLC0415
@@ -116,6 +117,9 @@ def plot_fashion(workdir: pathlib.Path, results: dict, panels: dict, config) -> 
         axes[1, c].set_ylabel("r_d")
         axes[2, c].axhline(results["real_floor"], color="gray", ls=":", lw=1,
                            label=f"real-vs-real floor {results['real_floor']:.2f}")
+        if "memorisation" in per:
+            axes[2, c].axhline(per["memorisation"]["fd"], color="tab:red", ls="--", lw=1,
+                               label=f"the {n} training images {per['memorisation']['fd']:.2f}")
         axes[2, c].set_title("FD over training (EMA generator)", fontsize=9)
         axes[2, c].set_ylabel("FD (Fashion-MNIST CNN features)")
         axes[2, c].set_yscale("log")

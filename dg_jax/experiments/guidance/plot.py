@@ -43,6 +43,10 @@ def plot_tradeoff(path: pathlib.Path, results: dict, grids: dict, num_classes: i
             axes[0, 3].plot(rec, prec, "o-", color=color, label=label)
             for wi, r_, p_ in zip(w, rec, prec):
                 axes[0, 3].annotate(f"{wi:g}", (r_, p_), fontsize=7, color=color)
+    if "scorer_test_accuracy" in results:  # the same scorer on real images: a reference
+        for ax in axes[0, :2]:
+            ax.axhline(results["scorer_test_accuracy"], color="gray", ls=":", lw=1,
+                       label=f"real test images {results['scorer_test_accuracy']:.3f}")
     axes[0, 0].set(xlabel="Fréchet distance (scorer features)", ylabel="accuracy",
                    title="trade-off (labels: weight)")
     axes[0, 1].set(xlabel="guidance weight", ylabel="accuracy", title="accuracy vs weight")
