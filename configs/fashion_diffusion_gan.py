@@ -78,7 +78,7 @@ Why the FD acceptance is out of reach here (measured 2026-12-08, ninth session, 
 network): the training subsets themselves, scored as a generator's samples would be (results'
 `memorisation`), give FD 2.20 / 1.92 / 2.42 for the 500-image subsets of seeds 0 / 1 / 2 and
 0.48 / 0.47 / 0.57 for the 2,000-image ones (drawn exactly as the runs draw them). The vanilla
-GAN's 15-21 on 500 images is 7-10 times the FD of its own training images: these generators
+GAN's 15-21 on 500 images is 7-11 times the FD of its own training images: these generators
 have not come near their data, let alone memorised it. The paper's limited-data gains
 (FFHQ-200: 102.6 -> 63.3 FID) are against a StyleGAN2 trained long enough for its
 discriminator's overfitting to ruin the generator; here the vanilla FD holds level while r_d

@@ -76,6 +76,17 @@ about 285 s (CFG + DG), 1 h 29 min in all. A fresh run (score stage included) wa
     0.9 asks for samples it finds easier to classify than real ones. CFG gets there as its
     recall falls to 0.255 (w = 5); CG's recall falls as far (0.246 at w = 300) without the
     accuracy.
+  The base model is the larger lever (measured 2026-12-08, ninth session, seeds 0 / 1 only;
+    --config.score.train.num_steps=2100, 3x the default, continued from the default run's
+    700-step checkpoint at its constant learning rate, about 29 min for the extra steps alone;
+    the default 3000-step classifier). CG w = 10 / 30: accuracy 0.900 / 0.895 (seed 0) and
+    0.890 / 0.885 (seed 1), against 0.870 / 0.870 and 0.840 / 0.860 with 700 steps; FD 24.1 /
+    28.2 and 26.2 / 29.9 (was 44.0 / 41.6 and 43.6 / 41.2), recall 0.640 / 0.492 and 0.588 /
+    0.444. CFG w = 0 / 5: accuracy 0.670 / 0.995 and 0.690 / 0.980 (was 0.585 / 0.980 and 0.540
+    / 0.965), FD 49.5 / 30.4 and 55.8 / 24.3 (was 81.2 / 44.9 and 96.7 / 38.4). So CG comes
+    within 0.01-0.015 of 0.9 and FD has its U-shape at w = 10, but its accuracy still falls
+    slightly from w = 10 to w = 30. These runs are two seeds and not the default: the score
+    stage alone would then take about 40 minutes of the job's 45.
   CG (conditional branch, DDIM eps shift, "ddim20") w = 0 / 3 / 10 / 30: accuracy 0.478 / 0.678
     / 0.752 / 0.673 (+-0.071 / 0.078 / 0.057 / 0.098), FD 135.3 / 85.3 / 51.8 / 61.5, precision
     0.547 / 0.558 / 0.475 / 0.287, recall 0.363 / 0.616 / 0.662 / 0.642. Unguided 20-step DDIM is
