@@ -129,10 +129,9 @@ def run_fashion(run) -> dict:
         train = subset(run, n)
         per = results["subsets"][str(n)] = {}
         # a generator that reproduces exactly its n training images would score this
-        per["memorisation"] = scorer.metrics(train)
+        mem = per["memorisation"] = scorer.metrics(train)
         log(f"[eval] subset {n} itself against the test set (the memorisation reference): "
-            f"fd={per['memorisation']['fd']:.3f} precision={per['memorisation']['precision']:.3f}"
-            f" recall={per['memorisation']['recall']:.3f}")
+            f"fd={mem['fd']:.3f} precision={mem['precision']:.3f} recall={mem['recall']:.3f}")
         for r in config.runs:
             name = f"{r}_{n}"
             curve_path = workdir / name / CURVE_FILE
